@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
     LlamaConfig,
@@ -271,6 +272,18 @@ def load_base(
     _sync_pad_into_model(model, tokenizer, added)
     model.eval()
     return model, tokenizer
+
+
+def meta_model(source: ModelSource, cache_dir: Path, *, allow_downloads: bool = False) -> PreTrainedModel:
+    """The model's architecture on the meta device (no weights, milliseconds once a GGUF is converted): enough for
+    `trainer.config.validate(config, model=...)` to check module names when a run is submitted."""
+    if source.kind == "hub":
+        _check_hub_allowed(source, allow_downloads)
+        config = AutoConfig.from_pretrained(source.path_or_id, cache_dir=str(Path(cache_dir) / "hub"))
+    else:
+        config = AutoConfig.from_pretrained(str(resolve_local_dir(source, cache_dir)), local_files_only=True)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
 
 
 # --- tiny model for tests -------------------------------------------------------------------------------------
