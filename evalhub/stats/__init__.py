@@ -11,10 +11,12 @@
 Missing values are nan (None accepted in lists). Intervals are returned as `Estimate(value, low, high, n)`.
 """
 
-from evalhub.stats._types import Comparison, Estimate
+from evalhub.stats._types import Comparison, Estimate, ValuesLike
 from evalhub.stats.agreement import (
     AnnotatorAgreement,
     Disagreement,
+    KappaWeights,
+    Level,
     annotator_consensus_agreement,
     cohen_kappa,
     disagreement,
@@ -22,7 +24,7 @@ from evalhub.stats.agreement import (
     krippendorff_alpha,
     pairwise_kappa,
 )
-from evalhub.stats.bootstrap import by_slice, bootstrap_ci, paired_bootstrap_test, paired_permutation_test
+from evalhub.stats.bootstrap import bootstrap_ci, by_slice, paired_bootstrap_test, paired_permutation_test
 from evalhub.stats.bradley_terry import (
     A_WINS,
     B_WINS,
@@ -48,7 +50,7 @@ from evalhub.stats.bradley_terry import (
     win_probability,
     win_rate_matrix,
 )
-from evalhub.stats.correlation import rank_correlation
+from evalhub.stats.correlation import CorrelationMethod, rank_correlation
 
 __all__ = [
     "A_WINS",
@@ -59,9 +61,13 @@ __all__ = [
     "BTBootstrap",
     "BTFit",
     "Comparison",
+    "CorrelationMethod",
     "Disagreement",
     "Estimate",
+    "KappaWeights",
+    "Level",
     "PositionBias",
+    "ValuesLike",
     "Votes",
     "annotator_consensus_agreement",
     "as_votes",

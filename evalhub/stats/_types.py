@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -11,6 +12,8 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
+# Array-likes that may also be plain lists holding None for a missing value.
+ValuesLike = npt.ArrayLike | Sequence[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,7 @@ def check_confidence(confidence: float) -> float:
     return c
 
 
-def as_float_1d(values: npt.ArrayLike, name: str = "values") -> FloatArray:
+def as_float_1d(values: ValuesLike, name: str = "values") -> FloatArray:
     """Returns `values` as a 1-D float64 array; nan marks a missing value, None becomes nan.
 
     Raises ValueError for non-1-D input or infinite values: an infinite score is a data error that would silently

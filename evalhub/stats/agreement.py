@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats as sps
 
-from evalhub.stats._types import Estimate, FloatArray, IntArray, check_confidence, nan_estimate
+from evalhub.stats._types import Estimate, FloatArray, IntArray, ValuesLike, check_confidence, nan_estimate
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 KappaWeights = Literal["linear", "quadratic"] | None
@@ -32,7 +32,7 @@ def _is_missing(v: Any) -> bool:
     return isinstance(v, (str, np.str_)) and v == "nan"
 
 
-def _to_array(data: npt.ArrayLike) -> tuple[np.ndarray, npt.NDArray[np.bool_]]:
+def _to_array(data: ValuesLike) -> tuple[np.ndarray, npt.NDArray[np.bool_]]:
     """Returns (values, missing mask): a float array when every present value is numeric, else a str array."""
     arr = np.asarray(data)
     if arr.dtype.kind in "iub":
@@ -46,7 +46,9 @@ def _to_array(data: npt.ArrayLike) -> tuple[np.ndarray, npt.NDArray[np.bool_]]:
         flat = arr.ravel()
         missing = np.fromiter((_is_missing(v) for v in flat), dtype=bool, count=flat.size).reshape(arr.shape)
         present = [v for v, m in zip(flat, missing.ravel(), strict=True) if not m]
-        if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in present):
+        if all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in present
+        ):
             out = np.full(arr.shape, np.nan)
             out[~missing] = np.asarray(present, dtype=np.float64)
             return out, missing
@@ -109,7 +111,7 @@ def _distances(domain: np.ndarray, n_v: FloatArray, level: Level) -> FloatArray:
         i = np.arange(v)
         lo, hi = np.minimum.outer(i, i), np.maximum.outer(i, i)
         between = cum[hi + 1] - cum[lo]
-        return (between - (n_v[:, None] + n_v[None, :]) / 2.0) ** 2
+        return np.asarray((between - (n_v[:, None] + n_v[None, :]) / 2.0) ** 2, dtype=np.float64)
     x = domain.astype(np.float64)
     diff = x[:, None] - x[None, :]
     if level == "interval":
@@ -120,7 +122,7 @@ def _distances(domain: np.ndarray, n_v: FloatArray, level: Level) -> FloatArray:
 
 
 def krippendorff_alpha(
-    reliability_data: npt.ArrayLike,
+    reliability_data: ValuesLike,
     level: Level = "interval",
     value_domain: npt.ArrayLike | None = None,
 ) -> float:
@@ -166,7 +168,7 @@ def krippendorff_alpha(
     return 1.0 - observed / expected
 
 
-def _pair_arrays(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, npt.NDArray[np.bool_]]:
+def _pair_arrays(a: ValuesLike, b: ValuesLike) -> tuple[np.ndarray, np.ndarray, npt.NDArray[np.bool_]]:
     """Returns (a values, b values, both-present mask) read as one 2 x n matrix so both share one type."""
     la, lb = list(np.asarray(a, dtype=object)), list(np.asarray(b, dtype=object))
     if len(la) != len(lb):
@@ -176,8 +178,8 @@ def _pair_arrays(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[np.ndarray, np.nda
 
 
 def cohen_kappa(
-    a: npt.ArrayLike,
-    b: npt.ArrayLike,
+    a: ValuesLike,
+    b: ValuesLike,
     weights: KappaWeights = None,
     labels: Sequence[Any] | None = None,
 ) -> float:
@@ -221,7 +223,7 @@ def cohen_kappa(
     return 1.0 - float((w * confusion).sum()) / denom
 
 
-def pairwise_kappa(reliability_data: npt.ArrayLike, weights: KappaWeights = None) -> FloatArray:
+def pairwise_kappa(reliability_data: ValuesLike, weights: KappaWeights = None) -> FloatArray:
     """Cohen's kappa for every pair of raters in a raters x units matrix, on the units both rated.
 
     Returns an M x M symmetric matrix with 1 on the diagonal for raters with at least one rating; nan where two
@@ -259,7 +261,7 @@ class AnnotatorAgreement:
 
 
 def annotator_consensus_agreement(
-    reliability_data: npt.ArrayLike, level: Level = "nominal"
+    reliability_data: ValuesLike, level: Level = "nominal"
 ) -> list[AnnotatorAgreement]:
     """Per-rater agreement with the leave-one-out consensus of the others (raters x units matrix).
 
@@ -304,8 +306,8 @@ def annotator_consensus_agreement(
 
 
 def gold_accuracy(
-    ratings: npt.ArrayLike,
-    gold: npt.ArrayLike,
+    ratings: ValuesLike,
+    gold: ValuesLike,
     tolerance: float = 0.0,
     confidence: float = 0.95,
 ) -> Estimate:
@@ -351,8 +353,7 @@ def _ragged_to_matrix(ratings_per_unit: Any) -> np.ndarray:
     return out
 
 
-def disagreement(ratings_per_unit: npt.ArrayLike | Sequence[Sequence[Any]], threshold: float,
-                 level: Level = "ordinal") -> Disagreement:
+def disagreement(ratings_per_unit: ValuesLike, threshold: float, level: Level = "ordinal") -> Disagreement:
     """Flags units whose ratings disagree beyond `threshold`, for adjudication by a reviewer.
 
     `ratings_per_unit` is units x ratings (nan / None = absent), or a ragged list of each unit's ratings. The

@@ -15,7 +15,15 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats as sps
 
-from evalhub.stats._types import Comparison, Estimate, FloatArray, as_float_1d, check_confidence, nan_estimate
+from evalhub.stats._types import (
+    Comparison,
+    Estimate,
+    FloatArray,
+    ValuesLike,
+    as_float_1d,
+    check_confidence,
+    nan_estimate,
+)
 
 StatisticName = Literal["mean", "median"]
 CIMethod = Literal["percentile", "basic", "bca"]
@@ -26,7 +34,9 @@ _SCIPY_METHOD = {"percentile": "percentile", "basic": "basic", "bca": "BCa"}
 _MAX_BATCH_CELLS = 4_000_000
 
 
-def _statistic(statistic: StatisticName | Callable[[FloatArray], float]) -> tuple[Callable[..., object], bool]:
+def _statistic(
+    statistic: StatisticName | Callable[[FloatArray], float],
+) -> tuple[Callable[..., object], bool]:
     """Returns (scipy-callable statistic, vectorized flag)."""
     if statistic == "mean":
         return np.mean, True
@@ -84,7 +94,7 @@ def _scipy_bootstrap(
 
 
 def bootstrap_ci(
-    values: npt.ArrayLike,
+    values: ValuesLike,
     statistic: StatisticName | Callable[[FloatArray], float] = "mean",
     n_resamples: int = 2000,
     confidence: float = 0.95,
@@ -117,7 +127,7 @@ def bootstrap_ci(
     return Estimate(value=value, low=low, high=high, n=n, confidence=confidence)
 
 
-def _paired(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[FloatArray, FloatArray, int]:
+def _paired(a: ValuesLike, b: ValuesLike) -> tuple[FloatArray, FloatArray, int]:
     """Returns (a, b, n_dropped) with every pair that has a missing side removed."""
     xa, xb = as_float_1d(a, "a"), as_float_1d(b, "b")
     if xa.shape != xb.shape:
@@ -127,10 +137,12 @@ def _paired(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[FloatArray, FloatArray,
 
 
 def _mean_diff(x: FloatArray, y: FloatArray, axis: int = -1) -> FloatArray:
-    return np.mean(y - x, axis=axis)
+    return np.asarray(np.mean(y - x, axis=axis), dtype=np.float64)
 
 
-def _empty_comparison(n: int, n_dropped: int, a: FloatArray, b: FloatArray, method: str, conf: float) -> Comparison:
+def _empty_comparison(
+    n: int, n_dropped: int, a: FloatArray, b: FloatArray, method: str, conf: float
+) -> Comparison:
     delta = float(np.mean(b - a)) if n else math.nan
     return Comparison(
         delta=delta,
@@ -147,8 +159,8 @@ def _empty_comparison(n: int, n_dropped: int, a: FloatArray, b: FloatArray, meth
 
 
 def paired_bootstrap_test(
-    a: npt.ArrayLike,
-    b: npt.ArrayLike,
+    a: ValuesLike,
+    b: ValuesLike,
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int | None = 0,
@@ -190,8 +202,8 @@ def paired_bootstrap_test(
 
 
 def paired_permutation_test(
-    a: npt.ArrayLike,
-    b: npt.ArrayLike,
+    a: ValuesLike,
+    b: ValuesLike,
     n_resamples: int = 9999,
     confidence: float = 0.95,
     seed: int | None = 0,
@@ -239,8 +251,9 @@ def _slice_key(label: object) -> Hashable:
     if label is None or (isinstance(label, float) and math.isnan(label)):
         return None
     if isinstance(label, np.generic):
-        return label.item()  # type: ignore[no-any-return]
-    return label  # type: ignore[return-value]
+        item: Hashable = label.item()
+        return item
+    return label
 
 
 def by_slice(

@@ -81,8 +81,10 @@ class Votes:
         b = np.asarray(model_b)
         codes = _outcome_codes(outcome)
         if not (a.shape == b.shape == codes.shape) or a.ndim != 1:
-            raise ValueError(f"model_a, model_b and outcome must be 1-D of equal length: {a.shape}, {b.shape}, "
-                             f"{codes.shape}")
+            raise ValueError(
+                f"model_a, model_b and outcome must be 1-D of equal length: {a.shape}, {b.shape}, "
+                f"{codes.shape}"
+            )
         if a.size and not (np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer)):
             raise ValueError("model_a and model_b must be integer model indices")
         a, b = a.astype(np.intp), b.astype(np.intp)
@@ -169,7 +171,8 @@ class _Design:
         games = sparse.csr_matrix((np.ones(n_rows), (rows, row_pair)), shape=(n_rows, n_pairs))
         prs = np.arange(n_pairs)
         incidence = sparse.csr_matrix(
-            (np.r_[np.ones(n_pairs), -np.ones(n_pairs)], (np.r_[prs, prs], np.r_[p_lo, p_hi])), shape=(n_pairs, k)
+            (np.r_[np.ones(n_pairs), -np.ones(n_pairs)], (np.r_[prs, prs], np.r_[p_lo, p_hi])),
+            shape=(n_pairs, k),
         )
         incidence_abs = abs(incidence).tocsr()
         return cls(k, p_lo, p_hi, credit, games, incidence, incidence_abs)
@@ -182,11 +185,12 @@ class _Design:
         return wins, games
 
 
-def _log_likelihood(theta: FloatArray, lo: IntArray, hi: IntArray, wins: FloatArray, games: FloatArray,
-                    reg: float) -> FloatArray:
+def _log_likelihood(
+    theta: FloatArray, lo: IntArray, hi: IntArray, wins: FloatArray, games: FloatArray, reg: float
+) -> FloatArray:
     d = theta[:, lo] - theta[:, hi]
     ll = (wins * log_expit(d) + (games - wins) * log_expit(-d)).sum(axis=1)
-    return ll - 0.5 * reg * (theta * theta).sum(axis=1)
+    return np.asarray(ll - 0.5 * reg * (theta * theta).sum(axis=1), dtype=np.float64)
 
 
 def _newton(
@@ -257,7 +261,9 @@ def _chunks(rounds: int, k: int) -> list[slice]:
     return [slice(s, min(rounds, s + size)) for s in range(0, rounds, size)]
 
 
-def _to_elo(theta: FloatArray, scale: float, base: float, anchor: int | None, anchor_rating: float) -> FloatArray:
+def _to_elo(
+    theta: FloatArray, scale: float, base: float, anchor: int | None, anchor_rating: float
+) -> FloatArray:
     ref = theta.mean(axis=-1, keepdims=True) if anchor is None else theta[..., anchor : anchor + 1]
     return anchor_rating + scale / math.log(base) * (theta - ref)
 
@@ -286,8 +292,10 @@ class BTFit:
 
 def _n_battles(votes: Votes) -> npt.NDArray[np.int64]:
     k = votes.n_models
-    return (np.bincount(votes.model_a, weights=votes.count, minlength=k)
-            + np.bincount(votes.model_b, weights=votes.count, minlength=k)).astype(np.int64)
+    return (
+        np.bincount(votes.model_a, weights=votes.count, minlength=k)
+        + np.bincount(votes.model_b, weights=votes.count, minlength=k)
+    ).astype(np.int64)
 
 
 def identifiable(votes: VotesLike) -> bool:
@@ -396,7 +404,11 @@ def win_probability(
 
 
 def rating_difference(
-    ratings_boot: npt.ArrayLike, i: int, j: int, *, point: tuple[float, float] | None = None,
+    ratings_boot: npt.ArrayLike,
+    i: int,
+    j: int,
+    *,
+    point: tuple[float, float] | None = None,
     confidence: float = 0.95,
 ) -> Estimate:
     """Difference R_i - R_j with its percentile interval over bootstrap rounds (`ratings_boot`: rounds x models).
@@ -427,7 +439,7 @@ def ranks_with_ties(low: npt.ArrayLike, high: npt.ArrayLike) -> npt.NDArray[np.i
     """
     lo = np.asarray(low, dtype=np.float64)
     hi = np.asarray(high, dtype=np.float64)
-    return (1 + (lo[None, :] > hi[:, None]).sum(axis=1)).astype(np.int64)
+    return np.asarray(1 + (lo[None, :] > hi[:, None]).sum(axis=1), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -455,14 +467,22 @@ class BTBootstrap:
     def win_probability(self, i: int, j: int) -> Estimate:
         """Returns P(model i beats model j) with its bootstrap interval."""
         return win_probability(
-            self.samples[:, i], self.samples[:, j], point=(float(self.ratings[i]), float(self.ratings[j])),
-            scale=self.fit.scale, base=self.fit.base, confidence=self.confidence,
+            self.samples[:, i],
+            self.samples[:, j],
+            point=(float(self.ratings[i]), float(self.ratings[j])),
+            scale=self.fit.scale,
+            base=self.fit.base,
+            confidence=self.confidence,
         )
 
     def difference(self, i: int, j: int) -> Estimate:
         """Returns R_i - R_j with its bootstrap interval."""
         return rating_difference(
-            self.samples, i, j, point=(float(self.ratings[i]), float(self.ratings[j])), confidence=self.confidence
+            self.samples,
+            i,
+            j,
+            point=(float(self.ratings[i]), float(self.ratings[j])),
+            confidence=self.confidence,
         )
 
     def decided(self, i: int, j: int) -> bool:
@@ -503,8 +523,16 @@ def bt_bootstrap(
     if n_rounds < 1:
         raise ValueError("n_rounds must be >= 1")
     v = as_votes(votes, n_models=n_models, both_bad=both_bad)
-    fit = bt_fit(v, scale=scale, base=base, anchor=anchor, anchor_rating=anchor_rating, reg=reg, tol=tol,
-                 max_iter=max_iter)
+    fit = bt_fit(
+        v,
+        scale=scale,
+        base=base,
+        anchor=anchor,
+        anchor_rating=anchor_rating,
+        reg=reg,
+        tol=tol,
+        max_iter=max_iter,
+    )
     design = _Design.build(v)
     n = v.n_votes
     rng = np.random.default_rng(seed)
@@ -514,15 +542,24 @@ def bt_bootstrap(
     for sl in _chunks(n_rounds, v.n_models):
         wins, games = design.pair_counts(counts[sl])
         start = np.broadcast_to(fit.theta, (wins.shape[0], v.n_models))
-        thetas[sl], converged[sl], _ = _newton(design, wins, games, start, reg=reg, tol=tol, max_iter=max_iter)
+        thetas[sl], converged[sl], _ = _newton(
+            design, wins, games, start, reg=reg, tol=tol, max_iter=max_iter
+        )
     samples = _to_elo(thetas, scale, base, anchor, anchor_rating)
     low, high = percentile_interval(samples, confidence, axis=0)
-    return BTBootstrap(fit=fit, samples=samples, low=np.asarray(low), high=np.asarray(high),
-                       confidence=confidence, n_unconverged=int((~converged).sum()))
+    return BTBootstrap(
+        fit=fit,
+        samples=samples,
+        low=np.asarray(low),
+        high=np.asarray(high),
+        confidence=confidence,
+        n_unconverged=int((~converged).sum()),
+    )
 
 
-def battle_matrices(votes: VotesLike, *, n_models: int | None = None,
-                    both_bad: BothBad = "tie") -> tuple[FloatArray, npt.NDArray[np.int64]]:
+def battle_matrices(
+    votes: VotesLike, *, n_models: int | None = None, both_bad: BothBad = "tie"
+) -> tuple[FloatArray, npt.NDArray[np.int64]]:
     """Head-to-head tallies.
 
     Returns (wins, battles): wins[i, j] = votes where i beat j, ties adding 0.5 to both wins[i, j] and wins[j, i];
@@ -540,7 +577,9 @@ def battle_matrices(votes: VotesLike, *, n_models: int | None = None,
     return wins, battles + battles.T
 
 
-def win_rate_matrix(votes: VotesLike, *, n_models: int | None = None, both_bad: BothBad = "tie") -> FloatArray:
+def win_rate_matrix(
+    votes: VotesLike, *, n_models: int | None = None, both_bad: BothBad = "tie"
+) -> FloatArray:
     """Returns rate[i, j] = share of i-vs-j votes that i won (ties half); nan where they never met and on the diagonal."""
     wins, battles = battle_matrices(votes, n_models=n_models, both_bad=both_bad)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -665,4 +704,3 @@ def votes_to_arrays(votes: Votes) -> tuple[IntArray, IntArray, npt.NDArray[np.in
     """Expands aggregated Votes back to one row per vote: returns (model_a, model_b, outcome codes)."""
     rep = votes.count
     return (np.repeat(votes.model_a, rep), np.repeat(votes.model_b, rep), np.repeat(votes.outcome, rep))
-

@@ -7,10 +7,17 @@ import warnings
 from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 from scipy import stats as sps
 
-from evalhub.stats._types import Estimate, FloatArray, as_float_1d, check_confidence, nan_estimate, percentile_interval
+from evalhub.stats._types import (
+    Estimate,
+    FloatArray,
+    ValuesLike,
+    as_float_1d,
+    check_confidence,
+    nan_estimate,
+    percentile_interval,
+)
 
 CorrelationMethod = Literal["kendall", "spearman"]
 # Resampled index blocks are processed this many cells at a time so memory stays bounded on large sets.
@@ -42,8 +49,8 @@ def _spearman_rows(xs: FloatArray, ys: FloatArray) -> FloatArray:
 
 
 def rank_correlation(
-    x: npt.ArrayLike,
-    y: npt.ArrayLike,
+    x: ValuesLike,
+    y: ValuesLike,
     method: CorrelationMethod = "kendall",
     n_resamples: int = 2000,
     seed: int | None = 0,

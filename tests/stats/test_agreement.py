@@ -12,6 +12,8 @@ from scipy import stats as sps
 from sklearn.metrics import cohen_kappa_score
 
 from evalhub.stats import (
+    KappaWeights,
+    Level,
     annotator_consensus_agreement,
     cohen_kappa,
     disagreement,
@@ -20,7 +22,7 @@ from evalhub.stats import (
     pairwise_kappa,
 )
 
-LEVELS = ["nominal", "ordinal", "interval", "ratio"]
+LEVELS: list[Level] = ["nominal", "ordinal", "interval", "ratio"]
 
 
 def _ratings(raters: int, units: int, n_values: int, missing: float, seed: int) -> np.ndarray:
@@ -32,7 +34,7 @@ def _ratings(raters: int, units: int, n_values: int, missing: float, seed: int) 
     return data
 
 
-def _reference(data: np.ndarray, level: str, value_domain: list | None = None) -> float:
+def _reference(data: np.ndarray, level: Level, value_domain: list | None = None) -> float:
     try:
         return float(krippendorff.alpha(data, level_of_measurement=level, value_domain=value_domain))
     except ValueError:
@@ -40,11 +42,18 @@ def _reference(data: np.ndarray, level: str, value_domain: list | None = None) -
 
 
 @pytest.mark.parametrize("level", LEVELS)
-@pytest.mark.parametrize(("raters", "units", "n_values", "missing", "seed"), [
-    (3, 40, 5, 0.0, 1), (5, 120, 5, 0.3, 2), (2, 30, 2, 0.1, 3), (8, 60, 7, 0.7, 4), (4, 25, 10, 0.5, 5),
-])
+@pytest.mark.parametrize(
+    ("raters", "units", "n_values", "missing", "seed"),
+    [
+        (3, 40, 5, 0.0, 1),
+        (5, 120, 5, 0.3, 2),
+        (2, 30, 2, 0.1, 3),
+        (8, 60, 7, 0.7, 4),
+        (4, 25, 10, 0.5, 5),
+    ],
+)
 def test_alpha_equals_krippendorff_package_on_random_data(
-    level: str, raters: int, units: int, n_values: int, missing: float, seed: int
+    level: Level, raters: int, units: int, n_values: int, missing: float, seed: int
 ) -> None:
     data = _ratings(raters, units, n_values, missing, seed)
     ours = krippendorff_alpha(data, level=level)
@@ -54,7 +63,7 @@ def test_alpha_equals_krippendorff_package_on_random_data(
 
 
 @pytest.mark.parametrize("level", LEVELS)
-def test_alpha_with_value_domain_counts_unused_levels(level: str) -> None:
+def test_alpha_with_value_domain_counts_unused_levels(level: Level) -> None:
     data = _ratings(4, 30, 3, 0.2, 6)  # uses only 1..3 of a 1..7 scale
     domain = [1, 2, 3, 4, 5, 6, 7]
     assert krippendorff_alpha(data, level, value_domain=domain) == pytest.approx(
@@ -63,15 +72,18 @@ def test_alpha_with_value_domain_counts_unused_levels(level: str) -> None:
 
 
 def test_alpha_on_nominal_strings_with_missing() -> None:
-    data = np.array([
-        ["pos", "neg", "neu", None, "pos", "neg"],
-        ["pos", "neg", "pos", "neu", None, "neg"],
-        [None, "neg", "neu", "neu", "pos", "pos"],
-    ], dtype=object)
-    ref = krippendorff.alpha(np.where(data == None, np.nan, data).astype(str), level_of_measurement="nominal")  # noqa: E711
+    data = np.array(
+        [
+            ["pos", "neg", "neu", None, "pos", "neg"],
+            ["pos", "neg", "pos", "neu", None, "neg"],
+            [None, "neg", "neu", "neu", "pos", "pos"],
+        ],
+        dtype=object,
+    )
+    ref = krippendorff.alpha(np.where(data == None, np.nan, data).astype(str), level_of_measurement="nominal")
     assert krippendorff_alpha(data, "nominal") == pytest.approx(ref, abs=1e-9)
     ordered = ["neg", "neu", "pos"]
-    as_str = np.where(data == None, "nan", data).astype(str)  # noqa: E711
+    as_str = np.where(data == None, "nan", data).astype(str)
     assert krippendorff_alpha(data, "ordinal", value_domain=ordered) == pytest.approx(
         krippendorff.alpha(as_str, level_of_measurement="ordinal", value_domain=ordered), abs=1e-9
     )
@@ -80,7 +92,7 @@ def test_alpha_on_nominal_strings_with_missing() -> None:
 
 
 @pytest.mark.parametrize("level", LEVELS)
-def test_alpha_degenerate_data_matches_package_or_documented_nan(level: str) -> None:
+def test_alpha_degenerate_data_matches_package_or_documented_nan(level: Level) -> None:
     all_equal = np.full((3, 10), 4.0)
     assert math.isnan(krippendorff_alpha(all_equal, level))
     with pytest.raises(ValueError):
@@ -96,10 +108,14 @@ def test_alpha_degenerate_data_matches_package_or_documented_nan(level: str) -> 
     assert math.isnan(_reference(single_rater_per_unit, level))
 
     mostly_missing = _ratings(6, 50, 5, 0.85, 7)
-    assert krippendorff_alpha(mostly_missing, level) == pytest.approx(_reference(mostly_missing, level), abs=1e-9)
+    assert krippendorff_alpha(mostly_missing, level) == pytest.approx(
+        _reference(mostly_missing, level), abs=1e-9
+    )
 
     two_categories = np.array([[1, 1, 2, 2, 1, np.nan], [1, 2, 2, 2, 1, 1], [np.nan, 1, 2, 1, 1, 1]])
-    assert krippendorff_alpha(two_categories, level) == pytest.approx(_reference(two_categories, level), abs=1e-9)
+    assert krippendorff_alpha(two_categories, level) == pytest.approx(
+        _reference(two_categories, level), abs=1e-9
+    )
 
     perfect = np.array([[1, 2, 3, 1], [1, 2, 3, 1]], dtype=float)
     assert krippendorff_alpha(perfect, level) == pytest.approx(1.0)
@@ -115,11 +131,13 @@ def test_alpha_rejects_bad_input() -> None:
 
 
 @pytest.mark.parametrize("weights", [None, "linear", "quadratic"])
-def test_cohen_kappa_equals_sklearn(weights: str | None) -> None:
+def test_cohen_kappa_equals_sklearn(weights: KappaWeights) -> None:
     rng = np.random.default_rng(10)
     a = rng.integers(1, 6, size=200)
     b = np.clip(a + rng.integers(-2, 3, size=200) * (rng.random(200) < 0.5), 1, 5)
-    assert cohen_kappa(a, b, weights=weights) == pytest.approx(cohen_kappa_score(a, b, weights=weights), abs=1e-12)
+    assert cohen_kappa(a, b, weights=weights) == pytest.approx(
+        cohen_kappa_score(a, b, weights=weights), abs=1e-12
+    )
     labels = [1, 2, 3, 4, 5, 6]  # an unused label changes weighted kappa's positions only at the end
     assert cohen_kappa(a, b, weights=weights, labels=labels) == pytest.approx(
         cohen_kappa_score(a, b, weights=weights, labels=labels), abs=1e-12
@@ -179,7 +197,8 @@ def test_annotator_consensus_agreement_matches_reference_and_spots_the_outlier()
     for got, (agreement, mad) in zip(res, _loo_reference(data), strict=True):
         assert got.agreement == pytest.approx(agreement) and got.mean_abs_deviation == pytest.approx(mad)
         assert got.n_units == int((~np.isnan(data[got.rater])).sum())
-    assert res[4].agreement < 0.4 < 0.9 < min(r.agreement for r in res[:4])
+    assert res[4].agreement < 0.4
+    assert min(r.agreement for r in res[:4]) > 0.9
     assert res[4].mean_abs_deviation > 0.8 > res[1].mean_abs_deviation
 
 

@@ -72,7 +72,8 @@ def test_bootstrap_ci_coverage_of_the_true_mean_is_nominal() -> None:
     rng = np.random.default_rng(2024)
     reps = 800
     covered = sum(
-        bootstrap_ci(rng.normal(3.0, 2.0, size=100), n_resamples=1000, seed=r).contains(3.0) for r in range(reps)
+        bootstrap_ci(rng.normal(3.0, 2.0, size=100), n_resamples=1000, seed=r).contains(3.0)
+        for r in range(reps)
     )
     assert 0.93 <= covered / reps <= 0.97
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import optimize, stats as sps
+from scipy import optimize
+from scipy import stats as sps
 from sklearn.linear_model import LogisticRegression
 
 import evalhub.stats
@@ -57,8 +58,9 @@ def _logreg_reference(votes: Votes) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("n_models", "n_votes", "tie_rate", "seed"), [(4, 600, 0.0, 1), (8, 3000, 0.2, 2)])
-def test_bt_fit_equals_unregularised_logistic_regression(n_models: int, n_votes: int, tie_rate: float,
-                                                         seed: int) -> None:
+def test_bt_fit_equals_unregularised_logistic_regression(
+    n_models: int, n_votes: int, tie_rate: float, seed: int
+) -> None:
     truth = np.linspace(-200, 200, n_models)
     votes = simulate_votes(truth, n_votes, seed=seed, tie_rate=tie_rate)
     fit = bt_fit(votes)
@@ -126,8 +128,13 @@ def _lbfgs_fit(wins: np.ndarray, n_models: int) -> np.ndarray:
         grad = np.bincount(i, g, n_models) - np.bincount(j, g, n_models)
         return f, grad
 
-    res = optimize.minimize(nll, np.zeros(n_models), jac=True, method="L-BFGS-B",
-                            options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 10_000})
+    res = optimize.minimize(
+        nll,
+        np.zeros(n_models),
+        jac=True,
+        method="L-BFGS-B",
+        options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 10_000},
+    )
     return 1000 + ELO * (res.x - res.x.mean())
 
 
@@ -218,4 +225,6 @@ def test_stats_package_imports_neither_django_nor_apps() -> None:
                 names = [node.module]
             for name in names:
                 assert not name.startswith("django"), f"{path.name} imports {name}"
-                assert not name.startswith("evalhub.") or name.startswith("evalhub.stats"), f"{path.name}: {name}"
+                assert not name.startswith("evalhub.") or name.startswith("evalhub.stats"), (
+                    f"{path.name}: {name}"
+                )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from evalhub.stats import rank_correlation
+from evalhub.stats import CorrelationMethod, rank_correlation
 
 
 def _metric_and_ratings(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -20,7 +20,7 @@ def _metric_and_ratings(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("method", ["kendall", "spearman"])
-def test_point_value_equals_scipy(method: str) -> None:
+def test_point_value_equals_scipy(method: CorrelationMethod) -> None:
     x, y = _metric_and_ratings(150, 1)
     est = rank_correlation(x, y, method=method, n_resamples=300)
     ref = sps.kendalltau(x, y).statistic if method == "kendall" else sps.spearmanr(x, y).statistic
