@@ -127,6 +127,9 @@ class CurationQueue(models.Model):
     name = models.CharField(max_length=200)
     instructions = models.TextField(blank=True)
     label_choices = models.JSONField(default=list, blank=True)
+    claim_minutes = models.PositiveIntegerField(
+        default=15, help_text="How long an example shown to one annotator is kept from the others."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     result_version = models.ForeignKey(DatasetVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -159,6 +162,7 @@ class CurationItem(models.Model):
 
     class Meta:
         ordering = ["queue_id", "position"]
+        indexes = [models.Index(fields=["queue", "decision", "position"], name="curation_item_next")]
         constraints = [
             models.UniqueConstraint(fields=["queue", "example"], name="curation_item_unique_example"),
             models.UniqueConstraint(fields=["queue", "position"], name="curation_item_unique_position"),
