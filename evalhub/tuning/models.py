@@ -41,6 +41,14 @@ class Sweep(models.Model):
     search_space = models.JSONField(default=dict)
     n_trials = models.PositiveIntegerField(default=8)
     seed = models.IntegerField(default=0)
+    initial_trials = models.JSONField(
+        default=list, blank=True, help_text="parameter sets tried first (e.g. a known good config), then the sampler's"
+    )
+    pruner_startup_trials = models.PositiveIntegerField(
+        default=3, help_text="trials that always run to the end before the median pruner starts stopping bad ones"
+    )
+    pruner_warmup_steps = models.PositiveIntegerField(default=0, help_text="steps before a trial may be pruned")
+    result = models.JSONField(default=dict, blank=True, help_text="best value and params, parameter importance")
     job = models.OneToOneField("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="sweep")
     best_run = models.ForeignKey("TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -48,6 +56,20 @@ class Sweep(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def status(self) -> str:
+        return self.job.status if self.job_id and self.job else "queued"
+
+
+class TrialState(models.TextChoices):
+    RUNNING = "running", "Running"
+    COMPLETE = "complete", "Complete"
+    PRUNED = "pruned", "Pruned"
+    FAILED = "failed", "Failed"
 
 
 class TrainingRun(models.Model):
@@ -69,6 +91,9 @@ class TrainingRun(models.Model):
     val_version = models.ForeignKey("datasets.DatasetVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     sweep = models.ForeignKey(Sweep, null=True, blank=True, on_delete=models.CASCADE, related_name="trials")
     trial_number = models.PositiveIntegerField(null=True, blank=True)
+    trial_state = models.CharField(
+        max_length=10, blank=True, choices=TrialState.choices, help_text="for sweep trials (they run inside the sweep's job)"
+    )
     job = models.OneToOneField("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="training_run")
     result = models.JSONField(default=dict, blank=True, help_text="trainer result: params, memory, time, losses")
     loss_history = models.JSONField(default=list, blank=True)
@@ -81,6 +106,18 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def status(self) -> str:
+        """The job's status; sweep trials (no job of their own) map their trial state onto the same words."""
+        if self.job_id and self.job:
+            return self.job.status
+        if self.trial_state:
+            return {
+                TrialState.RUNNING: "running", TrialState.COMPLETE: "succeeded",
+                TrialState.PRUNED: "pruned", TrialState.FAILED: "failed",
+            }[TrialState(self.trial_state)]
+        return "queued"
 
 
 class ModelVersion(models.Model):
@@ -99,6 +136,8 @@ class ModelVersion(models.Model):
         default=dict, blank=True,
         help_text="dataset versions, config, seed, package versions, code revision, params, memory, time, losses",
     )
+    merged_key = models.CharField(max_length=300, blank=True, help_text="artifact key of the merged export, once made")
+    merge_job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
