@@ -78,8 +78,7 @@ class DatasetUploadAPI(ProjectScopedMixin, APIView):
         with tempfile.TemporaryDirectory(prefix="evalhub-upload-") as tmp:
             path = Path(tmp) / uploads.safe_file_name(name)
             with open(path, "wb") as out:
-                for chunk in uploaded.chunks():
-                    out.write(chunk)
+                out.writelines(uploaded.chunks())
             fmt = data.get("format") or None
             suggested = None
             if not any(data.get(k) for k in ("prompt", "messages", "reference", "label", "id", "attributes")):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import plotly.graph_objects as go
@@ -18,9 +19,10 @@ def _histogram(dist: dict[str, Any], title: str, unit: str) -> dict[str, Any]:
     """A bar chart of the report's precomputed histogram, with the outlier fences drawn as dashed lines."""
     edges = dist["histogram"]["edges"]
     counts = dist["histogram"]["counts"]
-    centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    widths = [max(b - a, 1e-9) * 0.95 for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    hover = [f"{a:g}–{b:g} {unit}: {c} rows" for a, b, c in zip(edges[:-1], edges[1:], counts, strict=True)]
+    bins = list(pairwise(edges))
+    centers = [(a + b) / 2 for a, b in bins]
+    widths = [max(b - a, 1e-9) * 0.95 for a, b in bins]
+    hover = [f"{a:g}–{b:g} {unit}: {c} rows" for (a, b), c in zip(bins, counts, strict=True)]
     fig = go.Figure(go.Bar(x=centers, y=counts, width=widths, marker_color=ACCENT, hovertext=hover,
                            hoverinfo="text"))
     outliers = dist.get("outliers")

@@ -18,7 +18,7 @@ def _split_list(text: str) -> list[str]:
 
 
 class UploadForm(forms.Form):
-    file = forms.FileField(required=False, help_text="JSON Lines, CSV/TSV, Parquet, or a zipped Hugging Face "
+    file = forms.FileField(required=False, allow_empty_file=True, help_text="JSON Lines, CSV/TSV, Parquet, or a zipped Hugging Face "
                                                      "dataset folder (save_to_disk).")
     staged = forms.CharField(required=False, widget=forms.HiddenInput)
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), required=False, empty_label="— a new dataset —",

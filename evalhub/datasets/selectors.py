@@ -8,7 +8,14 @@ from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
-from evalhub.datasets.models import CurationItem, CurationQueue, Dataset, DatasetVersion, Example, QualityReport
+from evalhub.datasets.models import (
+    CurationItem,
+    CurationQueue,
+    Dataset,
+    DatasetVersion,
+    Example,
+    QualityReport,
+)
 from evalhub.projects.access import Access, AnyUser, scoped_get
 from evalhub.projects.models import Project, Role
 

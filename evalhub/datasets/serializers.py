@@ -78,7 +78,7 @@ class ImportErrorSerializer(serializers.Serializer):
 class UploadSerializer(serializers.Serializer):
     """Multipart upload. Leave the mapping out to map columns with common names (prompt, reference, label...)."""
 
-    file = serializers.FileField()
+    file = serializers.FileField(allow_empty_file=True)
     dataset = serializers.IntegerField(required=False, allow_null=True,
                                        help_text="Add a version to this dataset (id) ...")
     dataset_name = serializers.CharField(required=False, allow_blank=True, max_length=200,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -234,14 +234,19 @@ def version_split(
         raise ValidationError({"stratify_by": f"“{stratify_by}” is not an attribute of this version."})
     plain = _plain_examples(version)
     try:
-        parts = curation.split(plain, fractions, seed=seed, stratify_by=stratify_by or None)
+        parts = curation.split(plain, fractions=fractions, seed=seed, stratify_by=stratify_by or None)
     except ValueError as exc:
         raise ValidationError(str(exc)) from exc
+    if sum(1 for idx in parts.values() if idx) < 2:
+        raise ValidationError(f"{version} has too few distinct prompts to split ({version.row_count} rows).")
     params = {"fractions": fractions, "seed": seed, "stratify_by": stratify_by or None}
     with transaction.atomic():
         dataset = _lock_dataset(version.dataset)
         children: list[DatasetVersion] = []
-        for name, examples in parts.items():
+        for name, indices in parts.items():
+            if not indices:
+                continue  # a tiny version cannot fill every part; an empty version would only confuse
+            examples = [plain[i] for i in indices]
             children.append(_version_create(
                 dataset=dataset, examples=examples, source=VersionSource.SPLIT, created_by=user, parent=version,
                 split_name=name, attribute_names=list(version.attribute_names or []),
@@ -270,9 +275,11 @@ def version_rebalance(
         raise ValidationError({"mode": "Choose down-sampling or up-sampling."})
     plain = _plain_examples(version)
     try:
-        balanced = curation.rebalance(plain, attribute, mode=mode, seed=seed)
+        balanced = [plain[i] for i in curation.rebalance(plain, attribute=attribute, mode=mode, seed=seed)]  # type: ignore[arg-type]
     except ValueError as exc:
         raise ValidationError(str(exc)) from exc
+    if not balanced:
+        raise ValidationError({"attribute": f"No example has a value for “{attribute}”."})
     before = _value_counts(plain, attribute)
     after = _value_counts(balanced, attribute)
     with transaction.atomic():
@@ -285,10 +292,11 @@ def version_rebalance(
         )
 
 
-def _value_counts(examples: Iterable[ingest.Example], attribute: str) -> dict[str, int]:
+def _value_counts(examples: Sequence[ingest.Example], attribute: str) -> dict[str, int]:
+    from evalhub.datasets.curation import attribute_values
+
     counts: dict[str, int] = {}
-    for ex in examples:
-        value = (ex.label if attribute == "label" else ex.attributes.get(attribute)) or ""
+    for value in attribute_values(examples, attribute):
         counts[value] = counts.get(value, 0) + 1
     return dict(sorted(counts.items()))
 

@@ -46,8 +46,7 @@ def stage(uploaded: FileLike, *, project_id: int, user_id: int) -> str:
     folder = artifact_dir("uploads", project_id, user_id, token)
     target = folder / safe_file_name(uploaded.name)
     with open(target, "wb") as out:
-        for chunk in uploaded.chunks():
-            out.write(chunk)
+        out.writelines(uploaded.chunks())
     return token
 
 
