@@ -183,3 +183,34 @@ def test_report_is_deterministic_for_a_seed(planted: dict) -> None:
 def test_empty_input() -> None:
     rep = quality_report([])
     assert rep["n_rows"] == 0 and rep["findings"] == []
+
+
+def test_matrix_banding_finds_the_same_candidates_as_datasketch_lsh() -> None:
+    """The hand-written banding over a signature matrix against datasketch's MinHashLSH on the same MinHashes."""
+    import numpy as np
+    from datasketch import MinHash, MinHashLSH
+
+    from evalhub.datasets import quality
+
+    rng = random.Random(12)
+    texts = [words(rng, rng.randint(8, 30)) for _ in range(300)]
+    for k in (1, 2, 3, 5, 8):
+        for src in rng.sample(range(300), 12):
+            texts.append(change_words(texts[src], k, rng))
+    d = quality._distinct(texts, 1, {})
+    sig = quality._signatures(d.shingles, 128, 3)
+    bands, rows = quality._lsh_params(0.8, 128)
+    ours = quality._candidate_pairs(sig, np.ones(len(sig), dtype=bool), bands, rows)
+
+    mhs = MinHash.bulk([list(s) for s in d.shingles], num_perm=128, seed=3, hashfunc=int)
+    assert all((m.hashvalues == sig[i]).all() for i, m in enumerate(mhs))
+    lsh = MinHashLSH(num_perm=128, params=(bands, rows))
+    for i, m in enumerate(mhs):
+        lsh.insert(i, m)
+    theirs = {(i, j) for i, m in enumerate(mhs) for j in lsh.query(m) if i < j}
+    assert len(theirs) > 20
+    assert ours == theirs
+
+    half = 200  # across two sets: only pairs with one member on each side
+    across = quality._candidate_pairs(sig, np.ones(len(sig), dtype=bool), bands, rows, split_at=half)
+    assert across == {(i, j) for i, j in theirs if i < half <= j}
