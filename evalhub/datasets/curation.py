@@ -1,7 +1,8 @@
-"""Seeded splits and re-sampling of a dataset version. Django-free; works on indices into the version's examples.
+"""Seeded splits and re-sampling of a dataset version. Django-free; works on indices into the version's
+examples.
 
-`split` keeps exact and near-duplicate prompts (see `quality.duplicate_clusters`) in the same split, so the same
-prompt cannot sit in train and in the held-out eval set, and can stratify by an attribute (or the label).
+`split` keeps exact and near-duplicate prompts (see `quality.duplicate_clusters`) in the same split, so the
+same prompt cannot sit in train and in the held-out eval set, and can stratify by an attribute (or the label).
 `rebalance` picks indices that give every value of an attribute the same count.
 """
 
@@ -21,8 +22,8 @@ DEFAULT_FRACTIONS: Mapping[str, float] = {"train": 0.8, "validation": 0.1, "eval
 
 
 def attribute_values(examples: Sequence[Example], name: str) -> list[str]:
-    """Each example's value of attribute `name` ("" when missing). `name="label"` means the label field unless the
-    examples have an attribute called "label"."""
+    """Each example's value of attribute `name` ("" when missing). `name="label"` means the label field unless
+    the examples have an attribute called "label"."""
     if any(name in ex.attributes for ex in examples):
         return [ex.attributes.get(name, "") for ex in examples]
     if name == "label":
@@ -42,7 +43,8 @@ def _check_fractions(fractions: Mapping[str, float]) -> None:
 
 
 def _round_to_total(ideal: Sequence[float], total: int, allowed: Sequence[bool]) -> list[int]:
-    """Integers close to `ideal` summing to `total` (largest remainder), never negative, zero where not allowed."""
+    """Integers close to `ideal` summing to `total` (largest remainder), never negative, zero where not
+    allowed."""
     base = [max(0, math.floor(x)) if ok else 0 for x, ok in zip(ideal, allowed, strict=True)]
     rest = [x - b if ok else -math.inf for x, b, ok in zip(ideal, base, allowed, strict=True)]
     order = sorted(range(len(base)), key=lambda k: -rest[k])  # stable: ties go to the split named first
@@ -59,16 +61,22 @@ def _round_to_total(ideal: Sequence[float], total: int, allowed: Sequence[bool])
     return base
 
 
-def split(examples_or_n: Sequence[Example] | int, *, fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
-          seed: int = 0, stratify_by: str | None = None, group_duplicates: bool = True,
-          near_dup_threshold: float = 0.8) -> dict[str, list[int]]:
+def split(
+    examples_or_n: Sequence[Example] | int,
+    *,
+    fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
+    seed: int = 0,
+    stratify_by: str | None = None,
+    group_duplicates: bool = True,
+    near_dup_threshold: float = 0.8,
+) -> dict[str, list[int]]:
     """Partition indices 0..n-1 into named splits; deterministic for a seed. Returns sorted indices per split.
 
-    Counts follow `fractions` (rounded so each split is within one row of n × fraction when rows are not grouped);
-    with `stratify_by`, every value of that attribute is spread over the splits in the same proportions. Every split
-    with a positive fraction gets at least one row when there are enough rows (or duplicate groups) to go round.
-    With examples and `group_duplicates`, exact and near-duplicate prompts move as one unit, so they never straddle
-    two splits (counts may then deviate by up to a group's size).
+    Counts follow `fractions` (rounded so each split is within one row of n × fraction when rows are not
+    grouped); with `stratify_by`, every value of that attribute is spread over the splits in the same
+    proportions. Every split with a positive fraction gets at least one row when there are enough rows (or
+    duplicate groups) to go round. With examples and `group_duplicates`, exact and near-duplicate prompts move
+    as one unit, so they never straddle two splits (counts may then deviate by up to a group's size).
     """
     _check_fractions(fractions)
     names = list(fractions)
@@ -85,14 +93,18 @@ def split(examples_or_n: Sequence[Example] | int, *, fractions: Mapping[str, flo
         in_group: set[int] = set()
         units = []
         if group_duplicates and n > 1:
-            units = duplicate_clusters([ex.prompt_text() for ex in examples], threshold=near_dup_threshold,
-                                       seed=seed)
+            units = duplicate_clusters(
+                [ex.prompt_text() for ex in examples], threshold=near_dup_threshold, seed=seed
+            )
             in_group = {i for u in units for i in u}
         units += [[i] for i in range(n) if i not in in_group]
     units.sort(key=lambda u: u[0])
     strata: dict[str, list[int]] = defaultdict(list)  # stratum -> unit numbers
-    values = attribute_values(examples_or_n, stratify_by) if stratify_by and not isinstance(examples_or_n, int) \
+    values = (
+        attribute_values(examples_or_n, stratify_by)
+        if stratify_by and not isinstance(examples_or_n, int)
         else None
+    )
     for u, members in enumerate(units):
         strata[values[members[0]] if values else ""].append(u)
 
@@ -127,13 +139,14 @@ def split(examples_or_n: Sequence[Example] | int, *, fractions: Mapping[str, flo
     return {name: sorted(i for u in assigned[k] for i in units[u]) for k, name in enumerate(names)}
 
 
-def rebalance(examples: Sequence[Example], *, attribute: str, mode: Literal["down", "up"] = "down",
-              seed: int = 0) -> list[int]:
+def rebalance(
+    examples: Sequence[Example], *, attribute: str, mode: Literal["down", "up"] = "down", seed: int = 0
+) -> list[int]:
     """Sorted indices giving every value of `attribute` the same count; rows without a value are left out.
 
-    "down" samples each value down to the rarest value's count (no repeats); "up" keeps every row and repeats rows
-    of the rarer values up to the commonest value's count: whole copies first, then a seeded sample without
-    replacement, so no row is repeated more than once beyond any other row of its value.
+    "down" samples each value down to the rarest value's count (no repeats); "up" keeps every row and repeats
+    rows of the rarer values up to the commonest value's count: whole copies first, then a seeded sample
+    without replacement, so no row is repeated more than once beyond any other row of its value.
     """
     if mode not in ("down", "up"):
         raise ValueError(f'mode must be "down" or "up", got {mode!r}')

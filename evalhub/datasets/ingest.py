@@ -1,8 +1,9 @@
 """Read an uploaded dataset file into validated, normalised examples.
 
-Django-free on purpose: the datasets app calls `read_examples` from a service or a job and stores what it returns.
-Every problem found raises `DatasetImportError` carrying all errors seen (up to `MAX_ERRORS`), each naming file, line
-(or row) and field; nothing is returned on any error, so the caller imports nothing and the import is all-or-nothing.
+Django-free on purpose: the datasets app calls `read_examples` from a service or a job and stores what it
+returns. Every problem found raises `DatasetImportError` carrying all errors seen (up to `MAX_ERRORS`), each
+naming file, line (or row) and field; nothing is returned on any error, so the caller imports nothing and the
+import is all-or-nothing.
 
 Formats: JSON Lines, CSV (or TSV by extension), Parquet, and a folder written by Hugging Face
 `datasets.Dataset.save_to_disk` (also as a .zip of that folder).
@@ -35,7 +36,7 @@ _HASH_VERSION = b"evalhub-examples-v1\n"
 _HEAD_BYTES = 8192
 
 
-# --------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Public data types
 
 
@@ -43,9 +44,10 @@ _HEAD_BYTES = 8192
 class ColumnMapping:
     """Which source column plays which role. Exactly one of `prompt` / `messages` is required.
 
-    `messages` names a column holding a chat conversation: a list of {"role", "content"} objects (in CSV, that list as
-    JSON text). When `messages` is used and `reference` is not, the reference is taken from the conversation's last
-    turn, which must then be from the assistant; set `reference_from_messages=False` for prompt-only chat data.
+    `messages` names a column holding a chat conversation: a list of {"role", "content"} objects (in CSV, that
+    list as JSON text). When `messages` is used and `reference` is not, the reference is taken from the
+    conversation's last turn, which must then be from the assistant; set `reference_from_messages=False` for
+    prompt-only chat data.
     """
 
     prompt: str | None = None
@@ -92,7 +94,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class RowError:
-    """One problem. `line` is a physical line (JSONL, CSV) or a 1-based row number (Parquet, HF: `unit="row"`)."""
+    """One problem. `line` is a physical line (JSONL, CSV) or a 1-based row number (Parquet, HF:
+    `unit="row"`)."""
 
     file: str
     line: int | None
@@ -109,12 +112,19 @@ class RowError:
         return f"{where}: {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "field": self.field, "message": self.message,
-                "unit": self.unit, "text": str(self)}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "field": self.field,
+            "message": self.message,
+            "unit": self.unit,
+            "text": str(self),
+        }
 
 
 class DatasetImportError(Exception):
-    """The file cannot be imported. `errors` lists every problem found, up to MAX_ERRORS (then `truncated`)."""
+    """The file cannot be imported. `errors` lists every problem found, up to MAX_ERRORS (then
+    `truncated`)."""
 
     def __init__(self, errors: list[RowError], *, truncated: bool = False) -> None:
         self.errors = list(errors)
@@ -139,20 +149,33 @@ class Example:
 
     def canonical(self) -> dict[str, Any]:
         """The content that identifies the example (what the content hash covers)."""
-        return {"prompt": self.prompt, "messages": self.messages, "reference": self.reference, "label": self.label,
-                "attributes": self.attributes, "external_id": self.external_id}
+        return {
+            "prompt": self.prompt,
+            "messages": self.messages,
+            "reference": self.reference,
+            "label": self.label,
+            "attributes": self.attributes,
+            "external_id": self.external_id,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.canonical(), "source_line": self.source_line}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Example:
-        return cls(prompt=d.get("prompt"), messages=d.get("messages"), reference=d.get("reference"),
-                   label=d.get("label"), attributes=dict(d.get("attributes") or {}),
-                   source_line=int(d.get("source_line") or 0), external_id=d.get("external_id"))
+        return cls(
+            prompt=d.get("prompt"),
+            messages=d.get("messages"),
+            reference=d.get("reference"),
+            label=d.get("label"),
+            attributes=dict(d.get("attributes") or {}),
+            source_line=int(d.get("source_line") or 0),
+            external_id=d.get("external_id"),
+        )
 
     def prompt_text(self) -> str:
-        """The prompt as plain text: the prompt itself, or the chat turns joined (for dedup and statistics)."""
+        """The prompt as plain text: the prompt itself, or the chat turns joined (for dedup and
+        statistics)."""
         if self.prompt is not None:
             return self.prompt
         return "\n".join(m["content"] for m in self.messages or ())
@@ -176,15 +199,18 @@ class ParsedDataset:
 
 
 def content_hash(examples: Iterable[Example]) -> str:
-    """sha256 over the canonical JSON of the examples, in order; independent of the source format and line numbers."""
+    """sha256 over the canonical JSON of the examples, in order; independent of the source format and line
+    numbers."""
     h = hashlib.sha256(_HASH_VERSION)
     for ex in examples:
-        h.update(json.dumps(ex.canonical(), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode())
+        h.update(
+            json.dumps(ex.canonical(), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+        )
         h.update(b"\n")
     return h.hexdigest()
 
 
-# --------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Errors plumbing
 
 
@@ -214,7 +240,9 @@ class _Collector:
             raise DatasetImportError(self.errors, truncated=self.truncated)
 
 
-def _fail(file: str, message: str, *, line: int | None = None, field: str | None = None) -> DatasetImportError:
+def _fail(
+    file: str, message: str, *, line: int | None = None, field: str | None = None
+) -> DatasetImportError:
     return DatasetImportError([RowError(file, line, field, message)])
 
 
@@ -240,21 +268,34 @@ def _fmt_size(n: int) -> str:
     return f"{n / MiB:.1f} MiB" if n >= MiB else f"{n:,} bytes"
 
 
-# --------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Format detection
 
 
-_EXT: dict[str, str] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "csv",
-                        ".parquet": "parquet", ".pq": "parquet", ".zip": "hf_folder"}
-_UNSUPPORTED: dict[str, str] = {".xlsx": "Excel workbooks", ".xls": "Excel workbooks", ".gz": "gzip archives",
-                                ".arrow": "bare Arrow files", ".txt": "plain text files"}
+_EXT: dict[str, str] = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".zip": "hf_folder",
+}
+_UNSUPPORTED: dict[str, str] = {
+    ".xlsx": "Excel workbooks",
+    ".xls": "Excel workbooks",
+    ".gz": "gzip archives",
+    ".arrow": "bare Arrow files",
+    ".txt": "plain text files",
+}
 
 
 def detect_format(filename: str, head_bytes: bytes) -> str:
     """Guess the format from the file's first bytes and name. Raises DatasetImportError when it can't.
 
-    Magic numbers win over the extension (a Parquet file named .jsonl is read as Parquet); a zip is taken to be a
-    zipped `save_to_disk` folder. A directory should be passed through `detect_path_format`.
+    Magic numbers win over the extension (a Parquet file named .jsonl is read as Parquet); a zip is taken to
+    be a zipped `save_to_disk` folder. A directory should be passed through `detect_path_format`.
     """
     name = Path(filename).name
     suffix = Path(filename).suffix.lower()
@@ -265,8 +306,11 @@ def detect_format(filename: str, head_bytes: bytes) -> str:
     if head_bytes.startswith(b"PK\x03\x04") and suffix not in _UNSUPPORTED:
         return "hf_folder"
     if suffix in _UNSUPPORTED:
-        raise _fail(name, f"{_UNSUPPORTED[suffix]} are not supported; upload JSON Lines, CSV, Parquet or a "
-                          "Hugging Face dataset folder")
+        raise _fail(
+            name,
+            f"{_UNSUPPORTED[suffix]} are not supported; upload JSON Lines, CSV, Parquet or a "
+            "Hugging Face dataset folder",
+        )
     if suffix in _EXT:
         fmt = _EXT[suffix]
         if fmt == "jsonl" and head_bytes.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
@@ -278,7 +322,9 @@ def detect_format(filename: str, head_bytes: bytes) -> str:
     first_line = text.split(b"\n", 1)[0]
     if b"," in first_line or b"\t" in first_line:
         return "csv"
-    raise _fail(name, "cannot tell the file's format; use .jsonl, .csv, .parquet or a Hugging Face dataset folder")
+    raise _fail(
+        name, "cannot tell the file's format; use .jsonl, .csv, .parquet or a Hugging Face dataset folder"
+    )
 
 
 def detect_path_format(path: Path) -> str:
@@ -297,18 +343,39 @@ def suggest_mapping(columns: list[str]) -> ColumnMapping:
         return next((lower[n] for n in names if n in lower), None)
 
     messages = pick("messages", "conversation", "conversations", "chat")
-    prompt = None if messages else pick("prompt", "instruction", "input", "question", "query", "source", "text")
-    reference = pick("reference", "output", "response", "answer", "completion", "target", "description", "chosen")
+    prompt = (
+        None if messages else pick("prompt", "instruction", "input", "question", "query", "source", "text")
+    )
+    reference = pick(
+        "reference", "output", "response", "answer", "completion", "target", "description", "chosen"
+    )
     label = pick("label", "labels", "class", "rating")
     ident = pick("id", "uid", "uuid", "example_id", "sku")
     taken = {prompt, messages, reference, label, ident}
-    attrs = [c for c in columns if c not in taken and c.lower() in
-             {"category", "audience", "language", "lang", "locale", "topic", "domain", "source", "split", "tone"}]
-    return ColumnMapping(prompt=prompt, messages=messages, reference=reference, label=label, attributes=attrs,
-                         id=ident)
+    attrs = [
+        c
+        for c in columns
+        if c not in taken
+        and c.lower()
+        in {
+            "category",
+            "audience",
+            "language",
+            "lang",
+            "locale",
+            "topic",
+            "domain",
+            "source",
+            "split",
+            "tone",
+        }
+    ]
+    return ColumnMapping(
+        prompt=prompt, messages=messages, reference=reference, label=label, attributes=attrs, id=ident
+    )
 
 
-# --------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Text files: encoding checks before parsing
 
 
@@ -320,7 +387,11 @@ def _scan_text_file(path: Path, col: _Collector, declared_fmt: str) -> None:
         col.fatal(None, None, "the file is empty")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(head):
         col.fatal(None, None, "the file is UTF-16 encoded; save it as UTF-8")
-    for magic, what in ((b"PAR1", "a Parquet file"), (b"PK\x03\x04", "a zip archive"), (b"\x1f\x8b", "gzip data")):
+    for magic, what in (
+        (b"PAR1", "a Parquet file"),
+        (b"PK\x03\x04", "a zip archive"),
+        (b"\x1f\x8b", "gzip data"),
+    ):
         if head.startswith(magic):
             col.fatal(None, None, f"this is {what}, not {declared_fmt.upper()} text")
     if _looks_binary(head):
@@ -334,13 +405,18 @@ def _scan_text_file(path: Path, col: _Collector, declared_fmt: str) -> None:
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                bad = raw[e.start:e.start + 1].hex()
-                bad_utf8.append((line_no, f"byte 0x{bad} at position {len(raw[:e.start].decode('utf-8')) + 1}"))
+                bad = raw[e.start : e.start + 1].hex()
+                bad_utf8.append(
+                    (line_no, f"byte 0x{bad} at position {len(raw[: e.start].decode('utf-8')) + 1}")
+                )
     if bad_utf8:
         line_no, what = bad_utf8[0]
         more = f"; {len(bad_utf8) - 1} more line(s) are affected" if len(bad_utf8) > 1 else ""
-        col.add(line_no, None, f"not valid UTF-8 ({what}; the file looks like Latin-1 or Windows-1252). "
-                               f"Save it as UTF-8{more}")
+        col.add(
+            line_no,
+            None,
+            f"not valid UTF-8 ({what}; the file looks like Latin-1 or Windows-1252). Save it as UTF-8{more}",
+        )
     if nul_lines:
         more = f"; {len(nul_lines) - 1} more line(s) contain one too" if len(nul_lines) > 1 else ""
         col.add(nul_lines[0], None, f"contains a NUL byte (\\x00){more}")
@@ -367,7 +443,7 @@ def _looks_binary(head: bytes) -> bool:
     return invalid > 0.3 * len(sample)
 
 
-# --------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Record sources: each yields (line or row number, {column: python value})
 
 
@@ -458,9 +534,12 @@ class _CsvSource:
             positions.setdefault(name, []).append(i)
         for name, where in positions.items():
             if len(where) > 1:
-                self.col.add(self._reader.line_num, name or None,
-                             f'the header names column "{name}" {len(where)} times (columns '
-                             f'{", ".join(map(str, where))}); column names must be unique')
+                self.col.add(
+                    self._reader.line_num,
+                    name or None,
+                    f'the header names column "{name}" {len(where)} times (columns '
+                    f"{', '.join(map(str, where))}); column names must be unique",
+                )
         if self.col.errors:
             self.close()
             raise _Stop
@@ -479,21 +558,40 @@ class _CsvSource:
                 except csv.Error as e:
                     msg = str(e)
                     if "field larger than field limit" in msg:
-                        self.col.fatal(start, None, "a field in this record is longer than the limit of "
-                                                    f"{csv.field_size_limit() - 1:,} characters")
+                        self.col.fatal(
+                            start,
+                            None,
+                            "a field in this record is longer than the limit of "
+                            f"{csv.field_size_limit() - 1:,} characters",
+                        )
                     if "unexpected end of data" in msg:
-                        self.col.fatal(start, None, "a quoted field starting in this record is never closed "
-                                                    '(unterminated ")')
+                        self.col.fatal(
+                            start,
+                            None,
+                            'a quoted field starting in this record is never closed (unterminated ")',
+                        )
                     if self._reader.line_num > start:
-                        self.col.fatal(start, None, "a quoted field that starts in this record runs on to line "
-                                                    f'{self._reader.line_num}; is a closing quote (") missing?')
-                    self.col.fatal(start, None, f'malformed CSV ({msg}): a quote (") inside a field must be doubled '
-                                                '("") and the whole field quoted')
+                        self.col.fatal(
+                            start,
+                            None,
+                            "a quoted field that starts in this record runs on to line "
+                            f'{self._reader.line_num}; is a closing quote (") missing?',
+                        )
+                    self.col.fatal(
+                        start,
+                        None,
+                        f'malformed CSV ({msg}): a quote (") inside a field must be doubled '
+                        '("") and the whole field quoted',
+                    )
                 if not row:
                     continue
                 if len(row) != n:
-                    self.col.add(start, None, f"has {len(row)} fields but the header has {n}"
-                                              + (" (a stray comma or an unquoted field?)" if len(row) > n else ""))
+                    self.col.add(
+                        start,
+                        None,
+                        f"has {len(row)} fields but the header has {n}"
+                        + (" (a stray comma or an unquoted field?)" if len(row) > n else ""),
+                    )
                     continue
                 yield start, dict(zip(self.columns, row))
         finally:
@@ -578,8 +676,12 @@ def _check_hf_files(root: Path, col: _Collector) -> None:
         return
     for required in ("state.json", "dataset_info.json"):
         if not (root / required).is_file():
-            col.fatal(None, None, f"this is not a complete Hugging Face dataset folder: {required} is missing "
-                                  "(save it with Dataset.save_to_disk and upload the whole folder)")
+            col.fatal(
+                None,
+                None,
+                f"this is not a complete Hugging Face dataset folder: {required} is missing "
+                "(save it with Dataset.save_to_disk and upload the whole folder)",
+            )
     try:
         state = json.loads((root / "state.json").read_text())
         files = [d["filename"] for d in state["_data_files"]]
@@ -587,14 +689,20 @@ def _check_hf_files(root: Path, col: _Collector) -> None:
         col.fatal(None, None, "state.json is unreadable")
     for fname in files:
         if not (root / fname).is_file():
-            col.fatal(None, None, f"this Hugging Face dataset folder is incomplete: data file {fname} is missing")
+            col.fatal(
+                None, None, f"this Hugging Face dataset folder is incomplete: data file {fname} is missing"
+            )
 
 
 def _hf_source(folder: Path, col: _Collector) -> _ArrowSource:
     root = _find_hf_root(folder)
     if root is None:
-        col.fatal(None, None, "this is not a Hugging Face dataset folder: state.json (or dataset_dict.json) is "
-                              "missing; save it with Dataset.save_to_disk and upload the whole folder")
+        col.fatal(
+            None,
+            None,
+            "this is not a Hugging Face dataset folder: state.json (or dataset_dict.json) is "
+            "missing; save it with Dataset.save_to_disk and upload the whole folder",
+        )
     _check_hf_files(root, col)
     import datasets  # heavy; only for this format
 
@@ -630,8 +738,11 @@ def _unzip(path: Path, dest: Path, limits: Limits, col: _Collector) -> Path:
         infos = zf.infolist()
         total = sum(i.file_size for i in infos)
         if total > limits.max_bytes:
-            col.fatal(None, None, f"the archive unpacks to {_fmt_size(total)}; the limit is "
-                                  f"{_fmt_size(limits.max_bytes)}")
+            col.fatal(
+                None,
+                None,
+                f"the archive unpacks to {_fmt_size(total)}; the limit is {_fmt_size(limits.max_bytes)}",
+            )
         for info in infos:
             target = (dest / info.filename).resolve()
             if not target.is_relative_to(dest.resolve()):
@@ -649,12 +760,14 @@ def _size_of(path: Path) -> int:
     return path.stat().st_size
 
 
-# --------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Row validation
 
 
 class _RowConverter:
-    def __init__(self, mapping: ColumnMapping, limits: Limits, col: _Collector, *, json_text_messages: bool) -> None:
+    def __init__(
+        self, mapping: ColumnMapping, limits: Limits, col: _Collector, *, json_text_messages: bool
+    ) -> None:
         self.m = mapping
         self.limits = limits
         self.col = col
@@ -677,8 +790,11 @@ class _RowConverter:
 
     def _check_chars(self, line: int, name: str, value: str, what: str = "") -> bool:
         if len(value) > self.limits.max_field_chars:
-            self.col.add(line, name, f"{what}is {len(value):,} characters long; the limit is "
-                                     f"{self.limits.max_field_chars:,}")
+            self.col.add(
+                line,
+                name,
+                f"{what}is {len(value):,} characters long; the limit is {self.limits.max_field_chars:,}",
+            )
             return False
         if "\x00" in value:
             self.col.add(line, name, f"{what}contains a NUL character (\\u0000)")
@@ -703,26 +819,37 @@ class _RowConverter:
         self.col.add(line, name, f"expected a single value, got {_type_name(value)}")
         return False, None
 
-    def _messages(self, line: int, name: str, value: Any) -> tuple[bool, list[dict[str, str]] | None, str | None]:
+    def _messages(
+        self, line: int, name: str, value: Any
+    ) -> tuple[bool, list[dict[str, str]] | None, str | None]:
         """(ok, prompt turns, reference taken from the last turn)."""
         if self.json_text_messages and isinstance(value, str) and value.strip():
             try:
                 value = json.loads(value)
             except json.JSONDecodeError as e:
-                self.col.add(line, name, f"expected a JSON list of messages, got text that is not valid JSON "
-                                         f"({e.msg} at position {e.pos + 1})")
+                self.col.add(
+                    line,
+                    name,
+                    f"expected a JSON list of messages, got text that is not valid JSON "
+                    f"({e.msg} at position {e.pos + 1})",
+                )
                 return False, None, None
         if value is None or value == "" or value == []:
             self.col.add(line, name, "has no messages")
             return False, None, None
         if not isinstance(value, list):
-            self.col.add(line, name, f'expected a list of messages ({{"role", "content"}}), got {_type_name(value)}')
+            self.col.add(
+                line, name, f'expected a list of messages ({{"role", "content"}}), got {_type_name(value)}'
+            )
             return False, None, None
         turns: list[dict[str, str]] = []
         for i, msg in enumerate(value, 1):
             if not isinstance(msg, dict):
-                self.col.add(line, name, f'message {i} is {_type_name(msg)}; expected an object with "role" and '
-                                         '"content"')
+                self.col.add(
+                    line,
+                    name,
+                    f'message {i} is {_type_name(msg)}; expected an object with "role" and "content"',
+                )
                 return False, None, None
             role, content = msg.get("role"), msg.get("content")
             if role is None:
@@ -733,11 +860,18 @@ class _RowConverter:
                 self.col.add(line, name, f"message {i} has role {shown}; expected one of {', '.join(ROLES)}")
                 return False, None, None
             if content is None or (isinstance(content, str) and not content.strip()):
-                self.col.add(line, name, f'message {i} ({role}) has no "content"' if content is None
-                             else f"message {i} ({role}) is empty")
+                self.col.add(
+                    line,
+                    name,
+                    f'message {i} ({role}) has no "content"'
+                    if content is None
+                    else f"message {i} ({role}) is empty",
+                )
                 return False, None, None
             if not isinstance(content, str):
-                self.col.add(line, name, f"message {i} ({role}): expected text content, got {_type_name(content)}")
+                self.col.add(
+                    line, name, f"message {i} ({role}): expected text content, got {_type_name(content)}"
+                )
                 return False, None, None
             if not self._check_chars(line, name, content, f"message {i} "):
                 return False, None, None
@@ -745,16 +879,24 @@ class _RowConverter:
         reference = None
         if self.m.reference is None and self.m.reference_from_messages:
             if turns[-1]["role"] != "assistant":
-                self.col.add(line, name, f'the last message is from "{turns[-1]["role"]}", but the reference is '
-                                         'taken from the last message, which must be from "assistant"')
+                self.col.add(
+                    line,
+                    name,
+                    f'the last message is from "{turns[-1]["role"]}", but the reference is '
+                    'taken from the last message, which must be from "assistant"',
+                )
                 return False, None, None
             reference = turns.pop()["content"]
         if not any(t["role"] == "user" for t in turns):
             self.col.add(line, name, "the conversation has no user message to answer")
             return False, None, None
         if turns[-1]["role"] != "user":
-            self.col.add(line, name, f'the prompt turns end with a message from "{turns[-1]["role"]}"; they must '
-                                     "end with the user message the model answers")
+            self.col.add(
+                line,
+                name,
+                f'the prompt turns end with a message from "{turns[-1]["role"]}"; they must '
+                "end with the user message the model answers",
+            )
             return False, None, None
         return True, turns, reference
 
@@ -798,14 +940,23 @@ class _RowConverter:
             elif good and external_id is not None:
                 first = self.ids.get(external_id)
                 if first is not None:
-                    self.col.add(line, m.id, f'duplicate id "{external_id}" (first used on {self.col.unit} {first})')
+                    self.col.add(
+                        line, m.id, f'duplicate id "{external_id}" (first used on {self.col.unit} {first})'
+                    )
                     ok = False
                 else:
                     self.ids[external_id] = line
         if not ok:
             return None
-        return Example(prompt=prompt, messages=messages, reference=reference, label=label, attributes=attributes,
-                       source_line=line, external_id=external_id)
+        return Example(
+            prompt=prompt,
+            messages=messages,
+            reference=reference,
+            label=label,
+            attributes=attributes,
+            source_line=line,
+            external_id=external_id,
+        )
 
 
 def _check_arrow_types(src: _ArrowSource, mapping: ColumnMapping, col: _Collector) -> None:
@@ -821,7 +972,9 @@ def _check_arrow_types(src: _ArrowSource, mapping: ColumnMapping, col: _Collecto
             col.add(None, c, f"expected single values, but it holds nested {src.types[c]} values")
 
 
-def _check_columns_present(columns: list[str], mapping: ColumnMapping, col: _Collector, line: int | None) -> None:
+def _check_columns_present(
+    columns: list[str], mapping: ColumnMapping, col: _Collector, line: int | None
+) -> None:
     for c in mapping.source_columns():
         if c not in columns:
             close = difflib.get_close_matches(c, columns, n=1, cutoff=0.6)
@@ -830,13 +983,20 @@ def _check_columns_present(columns: list[str], mapping: ColumnMapping, col: _Col
             col.add(line, c, f'the mapped column "{c}" is not in the file (columns: {shown}){hint}')
 
 
-# --------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Entry points
 
 
-def read_examples(path: Path, *, fmt: str | None = None, mapping: ColumnMapping, limits: Limits = Limits(),
-                  display_name: str | None = None) -> ParsedDataset:
-    """Read and validate the whole file. Raises DatasetImportError listing every problem; returns only if none."""
+def read_examples(
+    path: Path,
+    *,
+    fmt: str | None = None,
+    mapping: ColumnMapping,
+    limits: Limits = Limits(),
+    display_name: str | None = None,
+) -> ParsedDataset:
+    """Read and validate the whole file. Raises DatasetImportError listing every problem; returns only if
+    none."""
     path = Path(path)
     name = display_name or path.name
     problems = mapping.problems()
@@ -860,8 +1020,9 @@ def read_examples(path: Path, *, fmt: str | None = None, mapping: ColumnMapping,
         raise AssertionError("reading stopped without an error")  # pragma: no cover
 
 
-def _open_source(path: Path, fmt: str, limits: Limits, col: _Collector,
-                 tmp: Path) -> _JsonlSource | _CsvSource | _ArrowSource:
+def _open_source(
+    path: Path, fmt: str, limits: Limits, col: _Collector, tmp: Path
+) -> _JsonlSource | _CsvSource | _ArrowSource:
     if fmt in ("jsonl", "csv") and path.is_dir():
         col.fatal(None, None, f"expected a {fmt.upper()} file, got a folder")
     if fmt == "jsonl":
@@ -874,8 +1035,9 @@ def _open_source(path: Path, fmt: str, limits: Limits, col: _Collector,
     return _hf_source(folder, col)
 
 
-def _read(path: Path, fmt: str, mapping: ColumnMapping, limits: Limits, col: _Collector,
-          tmp: Path) -> ParsedDataset:
+def _read(
+    path: Path, fmt: str, mapping: ColumnMapping, limits: Limits, col: _Collector, tmp: Path
+) -> ParsedDataset:
     if fmt in ("jsonl", "csv"):
         _scan_text_file(path, col, fmt)
     src = _open_source(path, fmt, limits, col, tmp)
@@ -887,8 +1049,13 @@ def _read(path: Path, fmt: str, mapping: ColumnMapping, limits: Limits, col: _Co
             if isinstance(src, _CsvSource):
                 src.close()
             raise _Stop
-    conv = _RowConverter(mapping, limits, col, json_text_messages=fmt == "csv" or (
-        isinstance(src, _ArrowSource) and src.types.get(mapping.messages or "", "") in _TEXT_TYPES))
+    conv = _RowConverter(
+        mapping,
+        limits,
+        col,
+        json_text_messages=fmt == "csv"
+        or (isinstance(src, _ArrowSource) and src.types.get(mapping.messages or "", "") in _TEXT_TYPES),
+    )
     records = src.records(mapping.source_columns()) if isinstance(src, _ArrowSource) else src.records()
     examples: list[Example] = []
     n_records = 0
@@ -908,15 +1075,24 @@ def _read(path: Path, fmt: str, mapping: ColumnMapping, limits: Limits, col: _Co
     if stopped:
         raise _Stop
     if n_records == 0 and not col.errors:
-        col.fatal(None, None, "the file has a header but no rows" if isinstance(src, _CsvSource)
-                  else "the file has no records")
+        col.fatal(
+            None,
+            None,
+            "the file has a header but no rows" if isinstance(src, _CsvSource) else "the file has no records",
+        )
     col.raise_if_any()
-    return ParsedDataset(examples=examples, columns=list(src.columns), content_hash=content_hash(examples),
-                         n_rows=len(examples), fmt=fmt)
+    return ParsedDataset(
+        examples=examples,
+        columns=list(src.columns),
+        content_hash=content_hash(examples),
+        n_rows=len(examples),
+        fmt=fmt,
+    )
 
 
-def _replace_never_seen_columns(columns: list[str], mapping: ColumnMapping, col: _Collector, *,
-                                partial: bool) -> None:
+def _replace_never_seen_columns(
+    columns: list[str], mapping: ColumnMapping, col: _Collector, *, partial: bool
+) -> None:
     """A JSON Lines key that no record has is a mapping mistake: say so once instead of once per line."""
     absent = [c for c in mapping.source_columns() if c not in columns]
     if not absent:
@@ -928,15 +1104,16 @@ def _replace_never_seen_columns(columns: list[str], mapping: ColumnMapping, col:
         hint = f'; did you mean "{close[0]}"?' if close else ""
         shown = ", ".join(f'"{x}"' for x in columns[:30])
         where = "none of the records read" if partial else "no record"
-        col.errors.insert(0, RowError(col.file, None, c,
-                                      f'the mapped column "{c}" is in {where} (keys: {shown}){hint}'))
+        col.errors.insert(
+            0, RowError(col.file, None, c, f'the mapped column "{c}" is in {where} (keys: {shown}){hint}')
+        )
 
 
 def preview(path: Path, fmt: str | None = None, n: int = 5, *, max_chars: int = 1000) -> Preview:
     """The columns and first `n` records, for the column-mapping form. Long text is cut to `max_chars`.
 
-    Raises DatasetImportError for problems that make the file unreadable (encoding, not the format named); row-level
-    problems are left to `read_examples`.
+    Raises DatasetImportError for problems that make the file unreadable (encoding, not the format named);
+    row-level problems are left to `read_examples`.
     """
     path = Path(path)
     name = path.name
@@ -965,7 +1142,9 @@ def preview(path: Path, fmt: str | None = None, n: int = 5, *, max_chars: int = 
             pass
     if col.errors and not rows:
         col.raise_if_any()
-    return Preview(columns=list(src.columns), rows=rows, fmt=fmt, suggested=suggest_mapping(list(src.columns)))
+    return Preview(
+        columns=list(src.columns), rows=rows, fmt=fmt, suggested=suggest_mapping(list(src.columns))
+    )
 
 
 def _cut(v: Any, max_chars: int) -> Any:

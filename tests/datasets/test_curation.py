@@ -15,8 +15,18 @@ def make(n: int, cats: list[tuple[str, int]] | None = None, seed: int = 0, words
     """n rows with distinct random prompts; `cats` gives (category, count) in order."""
     rng = random.Random(seed)
     labels = [c for c, k in cats for _ in range(k)] if cats else [""] * n
-    return [Example(" ".join(f"w{rng.randrange(10**6)}" for _ in range(words)), None, "ref", None,
-                    {"category": labels[i]} if labels[i] else {}, i + 1, None) for i in range(n)]
+    return [
+        Example(
+            " ".join(f"w{rng.randrange(10**6)}" for _ in range(words)),
+            None,
+            "ref",
+            None,
+            {"category": labels[i]} if labels[i] else {},
+            i + 1,
+            None,
+        )
+        for i in range(n)
+    ]
 
 
 def assert_partition(parts: dict[str, list[int]], n: int) -> None:
@@ -80,10 +90,14 @@ def test_zero_fraction_split_stays_empty() -> None:
 def test_duplicate_prompts_stay_in_one_split() -> None:
     rows = make(300, seed=4, words=24)
     groups = []
-    for src in range(0, 60, 6):  # 10 groups: an exact copy and a two-word variant (Jaccard 22/26) of one prompt
+    for src in range(
+        0, 60, 6
+    ):  # 10 groups: an exact copy and a two-word variant (Jaccard 22/26) of one prompt
         words = (rows[src].prompt or "").split()
         variant = " ".join(["x1", "x2", *words[2:]])
-        rows.append(Example(rows[src].prompt.upper() if rows[src].prompt else "", None, "r", None, {}, 0, None))
+        rows.append(
+            Example(rows[src].prompt.upper() if rows[src].prompt else "", None, "r", None, {}, 0, None)
+        )
         rows.append(Example(variant, None, "r", None, {}, 0, None))
         groups.append({src, len(rows) - 2, len(rows) - 1})
     for seed in range(5):
@@ -96,13 +110,18 @@ def test_duplicate_prompts_stay_in_one_split() -> None:
 
 
 def test_stratify_by_label() -> None:
-    rows = [Example(f"prompt {i} words here", None, None, "pos" if i < 80 else "neg", {}, i, None) for i in range(100)]
+    rows = [
+        Example(f"prompt {i} words here", None, None, "pos" if i < 80 else "neg", {}, i, None)
+        for i in range(100)
+    ]
     parts = split(rows, seed=0, stratify_by="label", fractions={"train": 0.5, "eval": 0.5})
     assert Counter(rows[i].label for i in parts["eval"]) == {"pos": 40, "neg": 10}
 
 
-@pytest.mark.parametrize("fractions", [{"train": 0.8, "eval": 0.1}, {"train": 1.2, "eval": -0.2}, {},
-                                       {"train": float("nan"), "eval": 1.0}])
+@pytest.mark.parametrize(
+    "fractions",
+    [{"train": 0.8, "eval": 0.1}, {"train": 1.2, "eval": -0.2}, {}, {"train": float("nan"), "eval": 1.0}],
+)
 def test_bad_fractions_are_refused(fractions: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         split(10, seed=0, fractions=fractions)
@@ -115,7 +134,7 @@ def test_stratify_needs_examples_and_a_known_attribute() -> None:
         split(make(10), seed=0, stratify_by="colour")
 
 
-# ---- rebalance -----------------------------------------------------------------------------------------------------
+# ---- rebalance ---------------------------------------------------------------------------------------------
 
 CATS = [("furniture", 50), ("kitchen", 20), ("garden", 7)]
 
@@ -123,7 +142,11 @@ CATS = [("furniture", 50), ("kitchen", 20), ("garden", 7)]
 def test_down_sampling_equalises_to_the_rarest_value() -> None:
     rows = make(77, CATS)
     picked = rebalance(rows, attribute="category", mode="down", seed=1)
-    assert Counter(rows[i].attributes["category"] for i in picked) == {"furniture": 7, "kitchen": 7, "garden": 7}
+    assert Counter(rows[i].attributes["category"] for i in picked) == {
+        "furniture": 7,
+        "kitchen": 7,
+        "garden": 7,
+    }
     assert len(set(picked)) == len(picked)
     assert picked == rebalance(rows, attribute="category", mode="down", seed=1)
     assert picked != rebalance(rows, attribute="category", mode="down", seed=2)
@@ -132,7 +155,11 @@ def test_down_sampling_equalises_to_the_rarest_value() -> None:
 def test_up_sampling_keeps_every_row_and_repeats_evenly() -> None:
     rows = make(77, CATS)
     picked = rebalance(rows, attribute="category", mode="up", seed=1)
-    assert Counter(rows[i].attributes["category"] for i in picked) == {"furniture": 50, "kitchen": 50, "garden": 50}
+    assert Counter(rows[i].attributes["category"] for i in picked) == {
+        "furniture": 50,
+        "kitchen": 50,
+        "garden": 50,
+    }
     assert set(picked) == set(range(77))
     copies = Counter(picked)
     garden = [copies[i] for i in range(70, 77)]

@@ -1,5 +1,5 @@
-"""Reading uploads: every malformed kind is refused with an error naming file, line and field; good files in any
-format give the same examples and the same content hash."""
+"""Reading uploads: every malformed kind is refused with an error naming file, line and field; good files in
+any format give the same examples and the same content hash."""
 
 from __future__ import annotations
 
@@ -74,7 +74,9 @@ CASES: list[tuple[str, ColumnMapping, Limits, int | None, str | None, str]] = [
 GOOD_FIXTURES = {"extra_column.csv"}
 
 
-@pytest.mark.parametrize(("name", "mapping", "limits", "line", "field", "words"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "mapping", "limits", "line", "field", "words"), CASES, ids=[c[0] for c in CASES]
+)
 def test_malformed_file_is_refused_naming_line_and_field(
     name: str, mapping: ColumnMapping, limits: Limits, line: int | None, field: str | None, words: str
 ) -> None:
@@ -103,8 +105,13 @@ def test_fixture_script_reproduces_the_committed_files(tmp_path: Path) -> None:
 
 
 def test_extra_unmapped_column_is_fine() -> None:
-    parsed = read_examples(MALFORMED / "extra_column.csv", fmt=None, mapping=PRODUCTS, limits=Limits(),
-                           display_name="extra_column.csv")
+    parsed = read_examples(
+        MALFORMED / "extra_column.csv",
+        fmt=None,
+        mapping=PRODUCTS,
+        limits=Limits(),
+        display_name="extra_column.csv",
+    )
     assert parsed.n_rows == 2
     assert "notes" in parsed.columns
     assert parsed.examples[1].attributes == {"category": "kitchen"}
@@ -114,13 +121,18 @@ def test_row_error_reads_like_a_sentence() -> None:
     err = RowError("products.csv", 14, "reference", "expected text, got a number")
     assert str(err) == 'products.csv, line 14, field "reference": expected text, got a number'
     assert str(RowError("data.parquet", 7, "prompt", "is empty", unit="row")) == (
-        'data.parquet, row 7, field "prompt": is empty')
+        'data.parquet, row 7, field "prompt": is empty'
+    )
     assert str(RowError("x.csv", None, None, "the file is empty")) == "x.csv: the file is empty"
 
 
 def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
-    rows = [{"id": "a", "prompt": "p one", "reference": "r"}, {"id": "b", "prompt": 5, "reference": "r"},
-            {"id": "c", "prompt": "p three", "reference": ["r"]}, {"id": "a", "prompt": "p four", "reference": "r"}]
+    rows = [
+        {"id": "a", "prompt": "p one", "reference": "r"},
+        {"id": "b", "prompt": 5, "reference": "r"},
+        {"id": "c", "prompt": "p three", "reference": ["r"]},
+        {"id": "a", "prompt": "p four", "reference": "r"},
+    ]
     path = tmp_path / "many.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     mapping = ColumnMapping(prompt="prompt", reference="reference", id="id")
@@ -134,7 +146,9 @@ def test_error_list_stops_at_the_cap(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text("".join(json.dumps({"prompt": i}) + "\n" for i in range(200)))
     with pytest.raises(DatasetImportError) as caught:
-        read_examples(path, fmt=None, mapping=ColumnMapping(prompt="prompt"), limits=Limits(), display_name="b")
+        read_examples(
+            path, fmt=None, mapping=ColumnMapping(prompt="prompt"), limits=Limits(), display_name="b"
+        )
     assert len(caught.value.errors) == MAX_ERRORS
     assert caught.value.truncated
     assert caught.value.errors[-1].line == MAX_ERRORS
@@ -148,15 +162,20 @@ def test_mapping_must_name_exactly_one_of_prompt_or_messages(tmp_path: Path) -> 
             read_examples(path, fmt=None, mapping=mapping, limits=Limits(), display_name="x.jsonl")
 
 
-# ---- Parquet / Hugging Face specific failures (built with the libraries, so made here) -----------------------------
+# ---- Parquet / Hugging Face specific failures (built with the libraries, so made here) ---------------------
 
 
 def test_parquet_text_column_holding_numbers_is_refused_by_column(tmp_path: Path) -> None:
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"prompt": [1, 2], "reference": ["a", "b"]}), path)
     with pytest.raises(DatasetImportError) as caught:
-        read_examples(path, fmt=None, mapping=ColumnMapping(prompt="prompt", reference="reference"),
-                      limits=Limits(), display_name="t.parquet")
+        read_examples(
+            path,
+            fmt=None,
+            mapping=ColumnMapping(prompt="prompt", reference="reference"),
+            limits=Limits(),
+            display_name="t.parquet",
+        )
     err = caught.value.errors[0]
     assert (err.line, err.field) == (None, "prompt")
     assert "int64" in err.message
@@ -166,16 +185,22 @@ def test_parquet_row_errors_name_the_row(tmp_path: Path) -> None:
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"prompt": ["fine prompt", None, "  "], "reference": ["a", "b", "c"]}), path)
     with pytest.raises(DatasetImportError) as caught:
-        read_examples(path, fmt=None, mapping=ColumnMapping(prompt="prompt"), limits=Limits(), display_name="t")
+        read_examples(
+            path, fmt=None, mapping=ColumnMapping(prompt="prompt"), limits=Limits(), display_name="t"
+        )
     assert [str(e) for e in caught.value.errors] == [
-        't, row 2, field "prompt": is empty', 't, row 3, field "prompt": is blank (only whitespace)']
+        't, row 2, field "prompt": is empty',
+        't, row 3, field "prompt": is blank (only whitespace)',
+    ]
 
 
 def test_parquet_missing_mapped_column_suggests_a_close_name(tmp_path: Path) -> None:
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"Prompt": ["a"], "reference": ["b"]}), path)
     with pytest.raises(DatasetImportError, match='did you mean "Prompt"'):
-        read_examples(path, fmt=None, mapping=ColumnMapping(prompt="prompt"), limits=Limits(), display_name="t")
+        read_examples(
+            path, fmt=None, mapping=ColumnMapping(prompt="prompt"), limits=Limits(), display_name="t"
+        )
 
 
 def _save_hf(rows: list[dict[str, Any]], folder: Path) -> Path:
@@ -196,26 +221,39 @@ def test_hf_folder_missing_files_is_refused(tmp_path: Path, remove: str) -> None
         (folder / remove).unlink()
         words = f"{remove} is missing" if remove != "state.json" else "state.json"
     with pytest.raises(DatasetImportError) as caught:
-        read_examples(folder, fmt=None, mapping=ColumnMapping(prompt="prompt"), limits=Limits(), display_name="hf")
+        read_examples(
+            folder, fmt=None, mapping=ColumnMapping(prompt="prompt"), limits=Limits(), display_name="hf"
+        )
     assert words in caught.value.errors[0].message
 
 
 def test_hf_folder_row_error_names_the_row(tmp_path: Path) -> None:
     folder = _save_hf([{"prompt": "a b c"}, {"prompt": "d e f"}, {"prompt": ""}], tmp_path / "hf")
     with pytest.raises(DatasetImportError) as caught:
-        read_examples(folder, fmt=None, mapping=ColumnMapping(prompt="prompt"), limits=Limits(), display_name="hf")
+        read_examples(
+            folder, fmt=None, mapping=ColumnMapping(prompt="prompt"), limits=Limits(), display_name="hf"
+        )
     assert str(caught.value.errors[0]) == 'hf, row 3, field "prompt": is empty'
 
 
 def test_hf_dataset_dict_with_several_splits_is_refused(tmp_path: Path) -> None:
     import datasets
 
-    dd = datasets.DatasetDict({"train": datasets.Dataset.from_list([{"prompt": "a"}]),
-                               "test": datasets.Dataset.from_list([{"prompt": "b"}])})
+    dd = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_list([{"prompt": "a"}]),
+            "test": datasets.Dataset.from_list([{"prompt": "b"}]),
+        }
+    )
     dd.save_to_disk(str(tmp_path / "dd"))
     with pytest.raises(DatasetImportError, match="2 splits"):
-        read_examples(tmp_path / "dd", fmt=None, mapping=ColumnMapping(prompt="prompt"), limits=Limits(),
-                      display_name="dd")
+        read_examples(
+            tmp_path / "dd",
+            fmt=None,
+            mapping=ColumnMapping(prompt="prompt"),
+            limits=Limits(),
+            display_name="dd",
+        )
 
 
 def test_zip_with_an_escaping_path_is_refused(tmp_path: Path) -> None:
@@ -223,21 +261,43 @@ def test_zip_with_an_escaping_path_is_refused(tmp_path: Path) -> None:
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("../outside.txt", "x")
     with pytest.raises(DatasetImportError, match="unsafe path"):
-        read_examples(path, fmt=None, mapping=ColumnMapping(prompt="prompt"), limits=Limits(), display_name="e")
+        read_examples(
+            path, fmt=None, mapping=ColumnMapping(prompt="prompt"), limits=Limits(), display_name="e"
+        )
     assert not (tmp_path.parent / "outside.txt").exists()
 
 
-# ---- Good files ----------------------------------------------------------------------------------------------------
+# ---- Good files --------------------------------------------------------------------------------------------
 
 ROWS: list[dict[str, Any]] = [
-    {"sku": "d-1", "facts": "Oak desk, 120 x 60 cm, two drawers", "copy": "A solid oak desk, with room to spread out.",
-     "tone": "warm", "category": "furniture", "audience": "home office"},
-    {"sku": "s-2", "facts": "Merino scarf, grey, 180 cm\nhand wash", "copy": "Soft, warm and \"itch-free\", all winter.",
-     "tone": "playful", "category": "clothing", "audience": "adults"},
-    {"sku": "b-3", "facts": "Steel bottle, 750 ml, keeps cold 24 h", "copy": "",
-     "tone": "plain", "category": "kitchen", "audience": "commuters, hikers"},
+    {
+        "sku": "d-1",
+        "facts": "Oak desk, 120 x 60 cm, two drawers",
+        "copy": "A solid oak desk, with room to spread out.",
+        "tone": "warm",
+        "category": "furniture",
+        "audience": "home office",
+    },
+    {
+        "sku": "s-2",
+        "facts": "Merino scarf, grey, 180 cm\nhand wash",
+        "copy": 'Soft, warm and "itch-free", all winter.',
+        "tone": "playful",
+        "category": "clothing",
+        "audience": "adults",
+    },
+    {
+        "sku": "b-3",
+        "facts": "Steel bottle, 750 ml, keeps cold 24 h",
+        "copy": "",
+        "tone": "plain",
+        "category": "kitchen",
+        "audience": "commuters, hikers",
+    },
 ]
-MAPPING = ColumnMapping(prompt="facts", reference="copy", label="tone", attributes=["category", "audience"], id="sku")
+MAPPING = ColumnMapping(
+    prompt="facts", reference="copy", label="tone", attributes=["category", "audience"], id="sku"
+)
 
 
 def _write_all_formats(tmp_path: Path) -> dict[str, Path]:
@@ -245,7 +305,9 @@ def _write_all_formats(tmp_path: Path) -> dict[str, Path]:
     out["jsonl"] = tmp_path / "p.jsonl"
     out["jsonl"].write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
     out["csv"] = tmp_path / "p.csv"
-    with open(out["csv"], "w", newline="", encoding="utf-8-sig") as f:  # with BOM and CRLF, as Excel writes it
+    with open(
+        out["csv"], "w", newline="", encoding="utf-8-sig"
+    ) as f:  # with BOM and CRLF, as Excel writes it
         w = csv.DictWriter(f, fieldnames=list(ROWS[0]))
         w.writeheader()
         w.writerows(ROWS)
@@ -260,8 +322,10 @@ def _write_all_formats(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_same_content_in_every_format_gives_same_examples_and_hash(tmp_path: Path) -> None:
-    parsed = {k: read_examples(p, fmt=None, mapping=MAPPING, limits=Limits(), display_name=p.name)
-              for k, p in _write_all_formats(tmp_path).items()}
+    parsed = {
+        k: read_examples(p, fmt=None, mapping=MAPPING, limits=Limits(), display_name=p.name)
+        for k, p in _write_all_formats(tmp_path).items()
+    }
     assert {p.fmt for p in parsed.values()} == {"jsonl", "csv", "parquet", "hf_folder"}
     hashes = {p.content_hash for p in parsed.values()}
     assert len(hashes) == 1
@@ -298,8 +362,11 @@ def test_number_labels_match_text_labels(tmp_path: Path) -> None:
 
 
 def test_chat_messages_give_prompt_turns_and_reference(tmp_path: Path) -> None:
-    conv = [{"role": "system", "content": "You write product copy."}, {"role": "user", "content": "Oak desk"},
-            {"role": "assistant", "content": "A solid desk.", "name": "writer"}]
+    conv = [
+        {"role": "system", "content": "You write product copy."},
+        {"role": "user", "content": "Oak desk"},
+        {"role": "assistant", "content": "A solid desk.", "name": "writer"},
+    ]
     j = tmp_path / "c.jsonl"
     j.write_text(json.dumps({"messages": conv, "category": "furniture"}) + "\n")
     c = tmp_path / "c.csv"
@@ -337,29 +404,35 @@ def test_example_round_trips_through_dict() -> None:
     assert Example.from_dict(json.loads(json.dumps(ex.to_dict()))) == ex
 
 
-# ---- Detection and preview -----------------------------------------------------------------------------------------
+# ---- Detection and preview ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "head", "fmt"), [
-    ("a.jsonl", b'{"x": 1}\n', "jsonl"),
-    ("a.csv", b"x,y\n", "csv"),
-    ("a.tsv", b"x\ty\n", "csv"),
-    ("a.parquet", b"PAR1....", "parquet"),
-    ("a.jsonl", b"PAR1....", "parquet"),  # the bytes win over a wrong name
-    ("a.zip", b"PK\x03\x04...", "hf_folder"),
-    ("upload", b'\xef\xbb\xbf{"x": 1}', "jsonl"),
-    ("upload", b"prompt,reference\n", "csv"),
-])
+@pytest.mark.parametrize(
+    ("name", "head", "fmt"),
+    [
+        ("a.jsonl", b'{"x": 1}\n', "jsonl"),
+        ("a.csv", b"x,y\n", "csv"),
+        ("a.tsv", b"x\ty\n", "csv"),
+        ("a.parquet", b"PAR1....", "parquet"),
+        ("a.jsonl", b"PAR1....", "parquet"),  # the bytes win over a wrong name
+        ("a.zip", b"PK\x03\x04...", "hf_folder"),
+        ("upload", b'\xef\xbb\xbf{"x": 1}', "jsonl"),
+        ("upload", b"prompt,reference\n", "csv"),
+    ],
+)
 def test_detect_format(name: str, head: bytes, fmt: str) -> None:
     assert detect_format(name, head) == fmt
 
 
-@pytest.mark.parametrize(("name", "head", "words"), [
-    ("a.xlsx", b"PK\x03\x04", "Excel"),
-    ("a.jsonl.gz", b"\x1f\x8b\x08", "gzip"),
-    ("a.json", b'[{"x": 1}]', "JSON array"),
-    ("notes", b"just some words", "cannot tell"),
-])
+@pytest.mark.parametrize(
+    ("name", "head", "words"),
+    [
+        ("a.xlsx", b"PK\x03\x04", "Excel"),
+        ("a.jsonl.gz", b"\x1f\x8b\x08", "gzip"),
+        ("a.json", b'[{"x": 1}]', "JSON array"),
+        ("notes", b"just some words", "cannot tell"),
+    ],
+)
 def test_detect_format_refuses(name: str, head: bytes, words: str) -> None:
     with pytest.raises(DatasetImportError, match=words):
         detect_format(name, head)
@@ -367,8 +440,12 @@ def test_detect_format_refuses(name: str, head: bytes, words: str) -> None:
 
 def test_preview_shows_columns_first_rows_and_a_mapping_guess(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
-    path.write_text("".join(json.dumps({"id": i, "prompt": "x" * 5000, "output": "y", "category": "c"}) + "\n"
-                            for i in range(10)))
+    path.write_text(
+        "".join(
+            json.dumps({"id": i, "prompt": "x" * 5000, "output": "y", "category": "c"}) + "\n"
+            for i in range(10)
+        )
+    )
     pv = preview(path, n=3)
     assert pv.columns == ["id", "prompt", "output", "category"]
     assert len(pv.rows) == 3

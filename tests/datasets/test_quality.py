@@ -12,10 +12,34 @@ import pytest
 from evalhub.datasets.ingest import Example
 from evalhub.datasets.quality import duplicate_clusters, normalise_prompt, quality_report
 
-VOCAB = [f"{a}{b}" for a, b in itertools.product(
-    ["oak", "wool", "steel", "linen", "glass", "cedar", "clay", "silk", "brass", "jute", "felt", "cork"],
-    ["desk", "lamp", "mug", "scarf", "stool", "tray", "vase", "rug", "bowl", "hook", "shelf", "crate", "bench",
-     "jar", "quilt", "kettle", "board", "basket", "frame", "clock"])]  # 240 distinct words
+VOCAB = [
+    f"{a}{b}"
+    for a, b in itertools.product(
+        ["oak", "wool", "steel", "linen", "glass", "cedar", "clay", "silk", "brass", "jute", "felt", "cork"],
+        [
+            "desk",
+            "lamp",
+            "mug",
+            "scarf",
+            "stool",
+            "tray",
+            "vase",
+            "rug",
+            "bowl",
+            "hook",
+            "shelf",
+            "crate",
+            "bench",
+            "jar",
+            "quilt",
+            "kettle",
+            "board",
+            "basket",
+            "frame",
+            "clock",
+        ],
+    )
+]  # 240 distinct words
 
 
 def words(rng: random.Random, n: int) -> str:
@@ -38,8 +62,16 @@ def ex(i: int, prompt: str, reference: str | None, label: str | None = None, **a
 def clean_rows(n: int, seed: int) -> list[Example]:
     rng = random.Random(seed)
     cats = ["furniture", "kitchen", "clothing"]
-    return [ex(i, words(rng, rng.randint(22, 28)), words(rng, rng.randint(18, 24)), "good" if i % 2 else "bad",
-               category=cats[i % 3]) for i in range(n)]
+    return [
+        ex(
+            i,
+            words(rng, rng.randint(22, 28)),
+            words(rng, rng.randint(18, 24)),
+            "good" if i % 2 else "bad",
+            category=cats[i % 3],
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -51,14 +83,21 @@ def planted() -> dict[str, object]:
     dup_b = base[7].prompt or ""
     near_src = base[11].prompt or ""
     extra = [
-        (dup_a.upper(), "exact_a"), ("  " + dup_a.replace(" ", "   ") + " ", "exact_a"), (dup_b.title(), "exact_b"),
+        (dup_a.upper(), "exact_a"),
+        ("  " + dup_a.replace(" ", "   ") + " ", "exact_a"),
+        (dup_b.title(), "exact_b"),
         (change_words(near_src, 2, rng), "near"),
     ]
     for text, _ in extra:
         rows.append(ex(len(rows), text, words(rng, 20), "good", category="furniture"))
     rows[20] = ex(20, rows[20].prompt or "", None, "good", category="kitchen")  # empty reference
-    rows[30] = ex(30, rows[30].prompt or "", words(rng, 20) + " " + " ".join(rng.choices(VOCAB, k=400)), "good",
-                  category="furniture")  # length outlier
+    rows[30] = ex(
+        30,
+        rows[30].prompt or "",
+        words(rng, 20) + " " + " ".join(rng.choices(VOCAB, k=400)),
+        "good",
+        category="furniture",
+    )  # length outlier
     rows[40] = ex(40, rows[40].prompt or "", rows[40].reference, "good", category="garden")  # 1 of 64 rows
     # labels: make "good" far more common than "bad" without touching which prompts are duplicates
     for i in range(0, 60, 2):
@@ -68,9 +107,11 @@ def planted() -> dict[str, object]:
     line = {i: rows[i].source_line for i in range(len(rows))}
     eval_rng = random.Random(3)
     eval_rows = [ex(i, words(eval_rng, 25), words(eval_rng, 20), "good") for i in range(20)]
-    eval_rows[4] = ex(4, (rows[50].prompt or "").lower(), "x y z", "good")          # exact leak of row 50
-    eval_rows[9] = ex(9, rows[51].prompt or "", "x y z", "good")                     # exact leak of row 51
-    eval_rows[15] = ex(15, change_words(rows[55].prompt or "", 2, eval_rng), "x y z", "good")  # near leak of row 55
+    eval_rows[4] = ex(4, (rows[50].prompt or "").lower(), "x y z", "good")  # exact leak of row 50
+    eval_rows[9] = ex(9, rows[51].prompt or "", "x y z", "good")  # exact leak of row 51
+    eval_rows[15] = ex(
+        15, change_words(rows[55].prompt or "", 2, eval_rng), "x y z", "good"
+    )  # near leak of row 55
     return {"rows": rows, "eval": eval_rows, "line": line}
 
 
@@ -81,7 +122,10 @@ def test_planted_problems_are_found_and_nothing_else(planted: dict) -> None:
 
     assert rep["n_rows"] == 64
     exact = rep["exact_duplicates"]
-    assert [g["lines"] for g in exact["items"]] == [sorted([line[3], line[60], line[61]]), [line[7], line[62]]]
+    assert [g["lines"] for g in exact["items"]] == [
+        sorted([line[3], line[60], line[61]]),
+        [line[7], line[62]],
+    ]
     assert (exact["rows"], exact["groups"], exact["redundant"]) == (5, 2, 3)
 
     near = rep["near_duplicates"]
@@ -103,7 +147,9 @@ def test_planted_problems_are_found_and_nothing_else(planted: dict) -> None:
 
     labels = rep["labels"]
     assert labels["imbalanced"] and labels["majority"] == "good"
-    assert labels["counts"]["good"] / labels["counts"]["bad"] == pytest.approx(labels["imbalance_ratio"], abs=1e-3)
+    assert labels["counts"]["good"] / labels["counts"]["bad"] == pytest.approx(
+        labels["imbalance_ratio"], abs=1e-3
+    )
 
     cov = rep["coverage"]["category"]
     assert cov["under_represented"] == ["garden"]
@@ -115,10 +161,15 @@ def test_planted_problems_are_found_and_nothing_else(planted: dict) -> None:
     assert ov["leaked_rows"] == 3
 
     text = " | ".join(rep["findings"])
-    for expected in ("5 rows are exact duplicate prompts in 2 groups (3 redundant copies)",
-                     "2 rows are near-duplicate prompts in 1 group", "1 row has an empty reference",
-                     "unusual reference length", "labels are imbalanced", "category: 1 value under 5%",
-                     "3 rows share a prompt with the compared version (4.7 % of 64): 2 exactly, 1 nearly"):
+    for expected in (
+        "5 rows are exact duplicate prompts in 2 groups (3 redundant copies)",
+        "2 rows are near-duplicate prompts in 1 group",
+        "1 row has an empty reference",
+        "unusual reference length",
+        "labels are imbalanced",
+        "category: 1 value under 5%",
+        "3 rows share a prompt with the compared version (4.7 % of 64): 2 exactly, 1 nearly",
+    ):
         assert expected in text
     assert "prompt length" not in text
 
@@ -141,23 +192,32 @@ def test_near_empty_means_few_words_or_only_punctuation() -> None:
 
 
 def test_duplicate_prompts_with_different_labels_are_called_out() -> None:
-    rows = [ex(0, "Is this mug dishwasher safe?", "yes", "positive"),
-            ex(1, "is this mug  dishwasher safe?", "no", "negative"), ex(2, "A totally different question here", "x")]
+    rows = [
+        ex(0, "Is this mug dishwasher safe?", "yes", "positive"),
+        ex(1, "is this mug  dishwasher safe?", "no", "negative"),
+        ex(2, "A totally different question here", "x"),
+    ]
     rep = quality_report(rows)
     assert rep["exact_duplicates"]["items"][0]["conflicting_labels"]
     assert any("conflicting labels" in f for f in rep["findings"])
 
 
 def test_chat_examples_are_compared_by_their_turns() -> None:
-    turns = [{"role": "system", "content": "Write copy."}, {"role": "user", "content": "Oak desk with drawers"}]
+    turns = [
+        {"role": "system", "content": "Write copy."},
+        {"role": "user", "content": "Oak desk with drawers"},
+    ]
     rows = [Example(None, turns, "a", None, {}, 1, None), Example(None, list(turns), "b", None, {}, 2, None)]
     assert quality_report(rows)["exact_duplicates"]["items"][0]["lines"] == [1, 2]
 
 
 def _brute_force_pairs(texts: list[str], threshold: float) -> set[tuple[int, int]]:
     sets = [frozenset(re.findall(r"\w+", normalise_prompt(t))) for t in texts]
-    return {(i, j) for i, j in itertools.combinations(range(len(texts)), 2)
-            if len(sets[i] | sets[j]) and len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= threshold}
+    return {
+        (i, j)
+        for i, j in itertools.combinations(range(len(texts)), 2)
+        if len(sets[i] | sets[j]) and len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= threshold
+    }
 
 
 def test_lsh_clusters_match_brute_force_jaccard() -> None:
@@ -186,7 +246,8 @@ def test_empty_input() -> None:
 
 
 def test_matrix_banding_finds_the_same_candidates_as_datasketch_lsh() -> None:
-    """The hand-written banding over a signature matrix against datasketch's MinHashLSH on the same MinHashes."""
+    """The hand-written banding over a signature matrix against datasketch's MinHashLSH on the same
+    MinHashes."""
     import numpy as np
     from datasketch import MinHash, MinHashLSH
 

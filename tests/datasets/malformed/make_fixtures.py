@@ -1,7 +1,8 @@
-"""Writes the malformed-upload fixtures next to this script: `python tests/datasets/malformed/make_fixtures.py`.
+"""Writes the malformed-upload fixtures next to this script: `python
+tests/datasets/malformed/make_fixtures.py`.
 
-Deterministic, so re-running it reproduces the committed files byte for byte. Cases that need a library to build
-(Parquet with wrong column types, Hugging Face folders) are built by the tests in tmp_path instead.
+Deterministic, so re-running it reproduces the committed files byte for byte. Cases that need a library to
+build (Parquet with wrong column types, Hugging Face folders) are built by the tests in tmp_path instead.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ def jl(*objs: object) -> str:
 
 
 def rec(i: int, **kw: object) -> dict[str, object]:
-    base: dict[str, object] = {"id": f"p{i}", "prompt": f"Facts: product {i}, blue, cotton",
-                               "reference": f"A blue cotton product number {i} for everyday use.",
-                               "category": "clothing"}
+    base: dict[str, object] = {
+        "id": f"p{i}",
+        "prompt": f"Facts: product {i}, blue, cotton",
+        "reference": f"A blue cotton product number {i} for everyday use.",
+        "category": "clothing",
+    }
     base.update(kw)
     return base
 
@@ -38,8 +42,9 @@ def chat(*turns: tuple[str, str]) -> dict[str, object]:
 def main() -> None:
     files: dict[str, bytes | str] = {
         # encodings and bytes
-        "latin1.csv": (HEADER + ROW2 + 'p2,"Facts: café table","A small café table.",furniture\n' + ROW4)
-        .encode("latin-1"),
+        "latin1.csv": (
+            HEADER + ROW2 + 'p2,"Facts: café table","A small café table.",furniture\n' + ROW4
+        ).encode("latin-1"),
         "utf16.jsonl": jl(rec(1), rec(2)).encode("utf-16"),
         "nul_bytes.csv": HEADER + ROW2 + 'p2,"Facts: lamp\x00","A lamp.",home\n' + ROW4,
         "garbage.jsonl": bytes(random.Random(7).randrange(256) for _ in range(3000)),
@@ -54,7 +59,9 @@ def main() -> None:
         '"reference": "x", "category": "home"}\n',
         # mapping / columns
         "missing_column.csv": "id,prompt,description,category\n" + ROW2 + ROW3,
-        "missing_column.jsonl": jl(*({k: v for k, v in rec(i).items() if k != "reference"} for i in (1, 2, 3))),
+        "missing_column.jsonl": jl(
+            *({k: v for k, v in rec(i).items() if k != "reference"} for i in (1, 2, 3))
+        ),
         "extra_column.csv": "id,prompt,reference,category,notes\n"
         'p1,"Facts: oak desk","A solid desk.",furniture,internal\np2,"Facts: mug","A mug.",kitchen,\n',
         "duplicate_header.csv": "id,prompt,reference,prompt\np1,a,b,c\n",
@@ -76,17 +83,24 @@ def main() -> None:
         "multiline_then_bad.csv": HEADER + 'p1,"Facts:\n- oak\n- 120 cm","A desk.",furniture\n'
         'p2,"Facts: mug",42,kitchen,oops\n',
         # chat format
-        "messages_not_list.jsonl": jl(chat(("user", "hi there"), ("assistant", "hello")), {"messages": "hello"}),
-        "message_no_role.jsonl": jl(chat(("user", "a b c"), ("assistant", "d e f")), chat(("user", "q r s"), ("assistant", "t u")),
-                                    {"messages": [{"role": "user", "content": "x y z"}, {"content": "answer"}]}),
-        "last_turn_not_assistant.jsonl": jl(chat(("user", "a b c"), ("assistant", "d e f")),
-                                            chat(("system", "be brief"), ("user", "a b c"))),
+        "messages_not_list.jsonl": jl(
+            chat(("user", "hi there"), ("assistant", "hello")), {"messages": "hello"}
+        ),
+        "message_no_role.jsonl": jl(
+            chat(("user", "a b c"), ("assistant", "d e f")),
+            chat(("user", "q r s"), ("assistant", "t u")),
+            {"messages": [{"role": "user", "content": "x y z"}, {"content": "answer"}]},
+        ),
+        "last_turn_not_assistant.jsonl": jl(
+            chat(("user", "a b c"), ("assistant", "d e f")), chat(("system", "be brief"), ("user", "a b c"))
+        ),
         "invalid_role.jsonl": jl(chat(("user", "a b c"), ("bot", "d e f"))),
-        "bad_messages_json.csv": 'messages\n"[{""role"": ""user"", ""content"": ""hi""}, {""role"": ""assistant"", '
-        '""content"": ""yo""}]"\n"[{role: user}]"\n',
+        "bad_messages_json.csv": 'messages\n"[{""role"": ""user"", ""content"": ""hi""}, '
+        '{""role"": ""assistant"", ""content"": ""yo""}]"\n"[{role: user}]"\n',
         # limits (the tests pass small limits)
         "oversized.jsonl": jl(*(rec(i) for i in range(1, 30))),
-        "too_many_rows.csv": HEADER + "".join(f'p{i},"Facts: item {i}",Text {i}.,home\n' for i in range(1, 8)),
+        "too_many_rows.csv": HEADER
+        + "".join(f'p{i},"Facts: item {i}",Text {i}.,home\n' for i in range(1, 8)),
         "long_field.jsonl": jl(rec(1), rec(2, reference="word " * 60)),
     }
     for name, content in files.items():
