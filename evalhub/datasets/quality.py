@@ -450,6 +450,35 @@ def _overlap(
     }
 
 
+def overlapping_prompts(
+    texts: Sequence[str],
+    held_out: Sequence[str],
+    *,
+    threshold: float = 0.8,
+    seed: int = 0,
+    shingle_size: int = 1,
+    num_perm: int = 128,
+) -> list[int]:
+    """Indices of `texts` whose prompt equals (normalised) or near-duplicates (Jaccard >= threshold) any prompt
+    in `held_out`: the leakage guard of training exports. Same test as the quality report's overlap section."""
+    if not texts or not held_out:
+        return []
+    cache: dict[str, int] = {}
+    ours = _distinct(texts, shingle_size, cache)
+    theirs = _distinct(held_out, shingle_size, cache)
+    their_keys = set(theirs.keys)
+    leaked_keys = {i for i, k in enumerate(ours.keys) if k in their_keys}
+    both = ours.shingles + theirs.shingles
+    a = len(ours.keys)
+    ok = np.array([bool(sh) and (k >= a or k not in leaked_keys) for k, sh in enumerate(both)], dtype=bool)
+    if ok[:a].any() and ok[a:].any():
+        sig = _signatures(both, num_perm, seed)
+        for i, jj in _candidate_pairs(sig, ok, *_lsh_params(threshold, num_perm), split_at=a):
+            if i not in leaked_keys and _jaccard(ours.shingles[i], theirs.shingles[jj - a]) >= threshold:
+                leaked_keys.add(i)
+    return sorted(row for i in leaked_keys for row in ours.rows[i])
+
+
 # ------------------------------------------------------------------------------------------------------------
 # The report
 
