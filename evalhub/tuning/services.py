@@ -148,48 +148,38 @@ def base_model_meta(base_model: BaseModel) -> Any:
         raise ValidationError({"base_model": f"{base_model.name} cannot be read: {exc}"}) from exc
 
 
-def base_model_register(
-    *,
-    name: str,
-    source: ModelSource,
-    notes: str = "",
-    inspect: bool = True,
-) -> BaseModel:
-    """Register (or update, by name) an installation-wide base model.
+def base_model_inspect(base_model: BaseModel) -> dict[str, Any]:
+    """Read the architecture (converting a GGUF into the model cache once): refuses a path that is not a causal
+    LM, and makes the first launch on this base fast. Works on an unsaved row."""
+    meta = base_model_meta(base_model)
+    has_template = True
+    if base_model.source_kind != "hub":
+        from trainer.models import resolve_local_dir
 
-    With `inspect`, the architecture is read once here (converting a GGUF into the model cache), which also makes
-    the first launch on this base fast and refuses a path that is not a model at all.
-    """
-    base, _ = BaseModel.objects.update_or_create(
-        name=name,
-        defaults={
-            "source_kind": source.kind,
-            "path_or_id": source.path_or_id,
-            "gguf_file": source.gguf_file or "",
-            "notes": notes,
-        },
-    )
+        folder = resolve_local_dir(base_model_source(base_model), model_cache_dir())
+        tokenizer_config = folder / "tokenizer_config.json"
+        if tokenizer_config.is_file():
+            has_template = "chat_template" in json.loads(tokenizer_config.read_text()) or any(
+                p.name.startswith("chat_template") for p in folder.iterdir()
+            )
+    return {
+        "architecture": type(meta).__name__,
+        "parameter_count": sum(p.numel() for p in meta.parameters()),
+        "has_chat_template": has_template,
+    }
+
+
+def base_model_register(*, name: str, source: ModelSource, notes: str = "", inspect: bool = True) -> BaseModel:
+    """Register (or update, by name) an installation-wide base model; nothing is saved if it cannot be read."""
+    fields: dict[str, Any] = {
+        "source_kind": source.kind,
+        "path_or_id": source.path_or_id,
+        "gguf_file": source.gguf_file or "",
+        "notes": notes,
+    }
     if inspect:
-        try:
-            meta = base_model_meta(base)
-        except ValidationError:
-            base.delete()
-            raise
-        has_template = True
-        if source.kind != "hub":
-            from trainer.models import resolve_local_dir
-
-            tokenizer_config = resolve_local_dir(source, model_cache_dir()) / "tokenizer_config.json"
-            if tokenizer_config.is_file():
-                has_template = "chat_template" in json.loads(tokenizer_config.read_text()) or any(
-                    p.name.startswith("chat_template") for p in tokenizer_config.parent.iterdir()
-                )
-        BaseModel.objects.filter(pk=base.pk).update(
-            architecture=type(meta).__name__,
-            parameter_count=sum(p.numel() for p in meta.parameters()),
-            has_chat_template=has_template,
-        )
-        base.refresh_from_db()
+        fields.update(base_model_inspect(BaseModel(name=name, **fields)))
+    base, _ = BaseModel.objects.update_or_create(name=name, defaults=fields)
     return base
 
 
@@ -888,6 +878,13 @@ def _search_space_values(name: str, spec: Any) -> list[Any]:
     return [kind(low), kind(high)]
 
 
+def _config_value(name: str, value: Any) -> Any:
+    """Optuna's categorical values are scalars, so an explicit module list is searched as "q_proj,v_proj"."""
+    if name == "placement":
+        return _coerce("placement", "str | list[str]", value)
+    return value
+
+
 def _suggest(trial: Any, name: str, spec: dict[str, Any]) -> Any:
     kind = SEARCHABLE[name]
     if "choices" in spec:
@@ -964,7 +961,7 @@ def sweep_create(
         for param, values in extremes.items():
             for value in values:
                 try:
-                    probe = TrainConfig.from_dict({**config.to_dict(), param: value})
+                    probe = TrainConfig.from_dict({**config.to_dict(), param: _config_value(param, value)})
                     config_validate(probe, base_model)
                 except ValidationError as exc:
                     for field, messages in exc.message_dict.items():
@@ -1119,7 +1116,7 @@ def _trial_run(sweep: Sweep, trial: Any, params: dict[str, Any], base_config: di
             TrainingRun.objects.filter(pk=run.pk).update(trial_number=trial.number, trial_state=TrialState.RUNNING)
             run.trial_number, run.trial_state = trial.number, TrialState.RUNNING
             return run
-    config = {**base_config, **params}
+    config = {**base_config, **{name: _config_value(name, value) for name, value in params.items()}}
     run = TrainingRun.objects.create(
         project=sweep.project,
         name=f"{sweep.name} · trial {trial.number}",
