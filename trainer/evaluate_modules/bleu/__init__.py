@@ -1,0 +1,1 @@
+"""Local evaluate module: see bleu.py."""

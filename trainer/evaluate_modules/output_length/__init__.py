@@ -1,0 +1,1 @@
+"""Local evaluate module: see output_length.py."""

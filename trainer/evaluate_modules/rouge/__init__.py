@@ -1,0 +1,1 @@
+"""Local evaluate module: see rouge.py."""

@@ -1,0 +1,1 @@
+"""Local evaluate module: see token_f1.py."""
