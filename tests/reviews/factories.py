@@ -90,7 +90,7 @@ def make_rubric(project: Any, user: Any, criteria: list[dict[str, Any]] | None =
 
 
 def make_campaign(project: Any, user: Any, runs: Runs, *, overlap: int = 2, rubric: Rubric | None = None, **kw: Any) -> Campaign:
-    rubric = rubric or make_rubric(project, user)
+    rubric = rubric or make_rubric(project, user, name=f"Copy quality {Rubric.objects.filter(project=project).count() + 1}")
     return services.campaign_create(
         project=project, name=kw.pop("name", "Round 1"), rubric_version=services.rubric_latest_version(rubric),
         sample=services.SampleSpec(run_ids=tuple(r.pk for r in runs.runs), **kw.pop("sample", {})),
