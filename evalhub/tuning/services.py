@@ -8,6 +8,7 @@ handlers (see jobs.py) that call the `*_execute` functions below on a GPU worker
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -18,7 +19,8 @@ import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -409,33 +411,61 @@ def training_run_create(
         raise ValidationError(errors)
     assert train_version is not None
 
-    with transaction.atomic():
-        run = TrainingRun.objects.create(
-            project=project,
-            name=(name.strip() or f"{METHOD_LABELS.get(config.method, config.method)} · {train_version.label}")[:200],
-            base_model=base_model,
-            parent_version=parent_version,
-            method=config.method,
-            config=config.to_dict(),
-            train_version=train_version,
-            val_version=val_version,
-            created_by=user,
-        )
-        folder = run_dir(run)
-        try:
-            data = _export_run_data(project, train_version, val_version, folder / "data")
-            TrainingRun.objects.filter(pk=run.pk).update(
-                output_key=artifact_key(folder), result={"data": data}
+    with _staged_data(project, train_version, val_version) as staged:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                project=project,
+                name=(name.strip() or f"{METHOD_LABELS.get(config.method, config.method)} · {train_version.label}")[:200],
+                base_model=base_model,
+                parent_version=parent_version,
+                method=config.method,
+                config=config.to_dict(),
+                train_version=train_version,
+                val_version=val_version,
+                result={"data": staged.data},
+                created_by=user,
             )
+            folder = staged.adopt(artifact_path("tuning", "runs", run.pk))
             job = job_services.job_create(
                 project=project, kind=TRAIN_KIND, params={"training_run_id": run.pk}, created_by=user,
             )
-            TrainingRun.objects.filter(pk=run.pk).update(job=job)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+            TrainingRun.objects.filter(pk=run.pk).update(output_key=artifact_key(folder), job=job)
     run.refresh_from_db()
     return run
+
+
+class _Staged:
+    """Data exported into a staging folder, then moved into the new row's folder by `adopt`."""
+
+    def __init__(self, staging: Path, data: dict[str, Any]) -> None:
+        self.staging = staging
+        self.data = data
+        self.adopted: Path | None = None
+
+    def adopt(self, folder: Path) -> Path:
+        shutil.rmtree(folder, ignore_errors=True)  # a leftover of a rolled-back attempt that had the same id
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        self.staging.rename(folder)
+        self.adopted = folder
+        return folder
+
+
+@contextlib.contextmanager
+def _staged_data(
+    project: Project, train_version: DatasetVersion, val_version: DatasetVersion | None
+) -> Iterator[_Staged]:
+    """Export before the caller's transaction (writing a large version out must not hold the database's write
+    lock); if anything fails afterwards, the files go too, wherever they were moved."""
+    staging = artifact_dir("tuning", "staging", uuid.uuid4().hex)
+    staged: _Staged | None = None
+    try:
+        staged = _Staged(staging, _export_run_data(project, train_version, val_version, staging / "data"))
+        yield staged
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if staged is not None and staged.adopted is not None:
+            shutil.rmtree(staged.adopted, ignore_errors=True)
+        raise
 
 
 def _export_run_data(
@@ -986,32 +1016,29 @@ def sweep_create(
         raise ValidationError(errors)
     assert train_version is not None and val_version is not None
 
-    with transaction.atomic():
-        sweep = Sweep.objects.create(
-            project=project,
-            name=name.strip()[:200],
-            base_model=base_model,
-            train_version=train_version,
-            val_version=val_version,
-            base_config=config.to_dict(),
-            search_space=space,
-            n_trials=int(n_trials),
-            seed=int(seed),
-            initial_trials=initial,
-            pruner_startup_trials=int(pruner_startup_trials),
-            pruner_warmup_steps=int(pruner_warmup_steps),
-            created_by=user,
-        )
-        folder = sweep_dir(sweep)
-        try:
-            data = _export_run_data(project, train_version, val_version, folder / "data")
+    with _staged_data(project, train_version, val_version) as staged:
+        with transaction.atomic():
+            sweep = Sweep.objects.create(
+                project=project,
+                name=name.strip()[:200],
+                base_model=base_model,
+                train_version=train_version,
+                val_version=val_version,
+                base_config=config.to_dict(),
+                search_space=space,
+                n_trials=int(n_trials),
+                seed=int(seed),
+                initial_trials=initial,
+                pruner_startup_trials=int(pruner_startup_trials),
+                pruner_warmup_steps=int(pruner_warmup_steps),
+                result={"data": staged.data},
+                created_by=user,
+            )
+            staged.adopt(artifact_path("tuning", "sweeps", sweep.pk))
             job = job_services.job_create(
                 project=project, kind=SWEEP_KIND, params={"sweep_id": sweep.pk}, created_by=user,
             )
-            Sweep.objects.filter(pk=sweep.pk).update(job=job, result={"data": data})
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+            Sweep.objects.filter(pk=sweep.pk).update(job=job)
     sweep.refresh_from_db()
     return sweep
 

@@ -225,3 +225,19 @@ def test_base_only_version_and_numbering(world: Any, tiny_base: Any) -> None:
     assert v1.is_base_only and v1.lineage["base_model"]["architecture"] == "LlamaForCausalLM"
     with pytest.raises(ValidationError):
         services.model_version_export_merged(v1)
+
+
+def test_a_launch_that_breaks_half_way_leaves_no_row_and_no_files(
+    world: Any, tiny_base: Any, versions: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    from evalhub.jobs import services as job_services
+
+    def broker_down(**kwargs: Any) -> Any:
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(job_services, "job_create", broker_down)
+    with pytest.raises(ConnectionError):
+        launch(world, tiny_base, *versions)
+    assert not TrainingRun.objects.exists() and not Job.objects.exists()
+    tuning = Path(settings.ARTIFACT_ROOT) / "tuning"
+    assert not [p for p in tuning.rglob("*") if p.is_file()]
