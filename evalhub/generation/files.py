@@ -32,7 +32,7 @@ def _check_safetensors(path: Path) -> str | None:
         with safe_open(str(path), framework="pt") as handle:
             if not list(handle.keys()):
                 return f"{path.name} holds no tensors"
-    except Exception as exc:  # safetensors raises its own error types for every kind of corruption
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several unrelated types for corrupt files
         return f"{path.name} is not a readable safetensors file ({exc})"
     return None
 

@@ -30,8 +30,9 @@ from evalhub.tuning.models import BaseModel, ModelVersion
 from evalhub.tuning.services import base_model_source
 
 if TYPE_CHECKING:
-    from evalhub.jobs.context import JobContext
     from trainer.generate import DecodeSettings, Generation, Generator
+
+    from evalhub.jobs.context import JobContext
 
 JOB_KIND = "generation.generate"
 # Outputs are written to the database after every chunk of prompts: the unit of progress and of resumption.
@@ -47,8 +48,9 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 
 def decode_settings(data: dict[str, Any]) -> DecodeSettings:
     """Build the library's DecodeSettings from JSON; a refused value raises ValidationError naming its field."""
-    from trainer.errors import ConfigError
     from trainer.generate import DecodeSettings
+
+    from trainer.errors import ConfigError
 
     if not isinstance(data, dict):
         raise ValidationError({"settings": "Decoding settings must be an object."})
@@ -269,8 +271,8 @@ def generation_run_execute(*, run: GenerationRun, ctx: JobContext) -> dict[str, 
             chunk = todo[start : start + CHUNK_PROMPTS]
             base_done = total - len(todo) + start
 
-            def on_progress(done_prompts: int, total_prompts: int, *_: Any) -> None:
-                ctx.progress(base_done + min(done_prompts, len(chunk)), total, f"generating ({adapter or 'base model'})")
+            def on_progress(done_prompts: int, total_prompts: int, *_: Any, _base: int = base_done, _n: int = len(chunk)) -> None:
+                ctx.progress(_base + min(done_prompts, _n), total, f"generating ({adapter or 'base model'})")
 
             began = time.perf_counter()
             generations = generator.generate(

@@ -19,6 +19,7 @@ criterion, and reports Kendall's tau-b and Spearman's rho with percentile-bootst
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -112,8 +113,23 @@ def trust_table(
 
 
 def project_trust(project: Project, *, n_resamples: int = 2000) -> tuple[list[TrustCell], int]:
-    """(trust cells, number of rated outputs) for a project, from its stored scores and human ratings."""
+    """(trust cells, number of rated outputs) for a project, from its stored scores and human ratings.
+
+    Kendall's bootstrap costs about a second per (metric, criterion) pair at 500 outputs, so the table is cached
+    under a fingerprint of its inputs: it is recomputed exactly when a score or a rating changed.
+    """
+    from django.core.cache import cache
+
     ratings = human_ratings_for_outputs(project)
     if ratings.empty:
         return [], 0
-    return trust_table(metric_values_for_outputs(project), ratings, n_resamples=n_resamples), int(ratings["output_id"].nunique())
+    scores = metric_values_for_outputs(project)
+    digest = hashlib.sha256()
+    for frame in (scores, ratings):
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    key = f"metrics-trust:{project.pk}:{n_resamples}:{digest.hexdigest()}"
+    cells = cache.get(key)
+    if cells is None:
+        cells = trust_table(scores, ratings, n_resamples=n_resamples)
+        cache.set(key, cells, timeout=24 * 3600)
+    return cells, int(ratings["output_id"].nunique())

@@ -47,7 +47,7 @@ def _fresh_generators() -> Iterator[None]:
 
 
 @pytest.fixture
-def tiny_base(db: Any, tiny_model_dir: Path) -> Any:  # noqa: ARG001
+def tiny_base(db: Any, tiny_model_dir: Path) -> Any:
     return factories.make_base("tiny-llama", tiny_model_dir)
 
 

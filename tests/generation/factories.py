@@ -93,3 +93,19 @@ def make_run_with_outputs(project: Any, version: Any, eval_version: Any, texts: 
         Output(run=run, example=e, text=t, output_tokens=len(t.split()), **fields) for e, t in zip(examples, texts)
     )
     return run
+
+
+def make_metric_run(gen_run: Any, scores: dict[str, list[float | None]], **fields: Any) -> Any:
+    """A succeeded metric run with the given per-output values (outputs in example order)."""
+    from evalhub.generation.models import RunStatus
+    from evalhub.metrics.models import MetricRun, MetricScore
+
+    run = MetricRun.objects.create(
+        project=gen_run.project, generation_run=gen_run, metrics=sorted(scores), status=RunStatus.SUCCEEDED, **fields
+    )
+    outputs = list(gen_run.outputs.order_by("example__index", "sample_index"))
+    MetricScore.objects.bulk_create(
+        MetricScore(metric_run=run, output=o, metric=name, value=v)
+        for name, values in scores.items() for o, v in zip(outputs, values)
+    )
+    return run

@@ -1,0 +1,145 @@
+"""Queries of the metrics app, scoped through an `Access` from the chokepoint, and the assembled numbers pages show.
+
+`run_aggregates` and `run_comparison` turn stored scores into the rows a page or the API shows: the numbers come from
+`evalhub.metrics.aggregates`, and each row carries what is needed to link to the outputs behind it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import Http404
+
+from evalhub.generation.models import RunStatus
+from evalhub.metrics import aggregates
+from evalhub.metrics.models import MetricRun
+from evalhub.projects.access import Access
+from evalhub.tuning.models import ModelVersion
+
+
+def metric_runs(access: Access) -> QuerySet[MetricRun]:
+    return MetricRun.objects.filter(project=access.project).select_related(
+        "generation_run__model_version", "generation_run__eval_version__dataset", "job"
+    )
+
+
+def metric_run_get(access: Access, metric_run_id: int | str) -> MetricRun:
+    try:
+        pk = int(metric_run_id)
+    except (TypeError, ValueError):
+        raise Http404("No such metric run") from None
+    run = metric_runs(access).filter(pk=pk).first()
+    if run is None:
+        raise Http404("No such metric run")
+    return run
+
+
+def model_version_get(access: Access, version_id: int) -> ModelVersion:
+    version = ModelVersion.objects.filter(project=access.project, pk=version_id).select_related("base_model").first()
+    if version is None:
+        raise Http404("No such model version")
+    return version
+
+
+def succeeded(qs: QuerySet[MetricRun]) -> QuerySet[MetricRun]:
+    return qs.filter(status=RunStatus.SUCCEEDED)
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+@dataclass
+class AggregateTable:
+    metric_run: MetricRun
+    slice_by: str | None
+    rows: list[aggregates.MetricAggregate]
+    slice_names: list[str]
+    per_output: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> list[str]:
+        return sorted({r.metric for r in self.rows})
+
+    def overall(self) -> list[aggregates.MetricAggregate]:
+        return [r for r in self.rows if r.slice_value is None]
+
+    def slices_of(self, metric: str) -> list[aggregates.MetricAggregate]:
+        return [r for r in self.rows if r.metric == metric and r.slice_value is not None]
+
+
+def run_aggregates(metric_run: MetricRun, *, slice_by: str | None = None, n_resamples: int = aggregates.N_RESAMPLES) -> AggregateTable:
+    scores = aggregates.load_scores(metric_run)
+    attributes = aggregates.load_attributes(sorted(set(scores["example_id"].tolist())))
+    names = aggregates.slice_names(attributes) if not attributes.empty else []
+    if slice_by and slice_by not in attributes.columns:
+        raise ValidationError({"slice": f"The eval set has no attribute “{slice_by}”."})
+    rows = aggregates.aggregate(scores, attributes=attributes, slice_by=slice_by or None, n_resamples=n_resamples)
+    per_output = {
+        m: [v for v in scores.loc[scores["metric"] == m, "value"].tolist() if not math.isnan(v)] for m in scores["metric"].unique()
+    }
+    return AggregateTable(metric_run=metric_run, slice_by=slice_by or None, rows=rows, slice_names=names, per_output=per_output)
+
+
+@dataclass
+class ComparisonTable:
+    a: MetricRun
+    b: MetricRun
+    slice_by: str | None
+    rows: list[aggregates.MetricComparison]
+    slice_names: list[str]
+
+    def overall(self) -> list[aggregates.MetricComparison]:
+        return [r for r in self.rows if r.slice_value is None]
+
+    def slices_of(self, metric: str) -> list[aggregates.MetricComparison]:
+        return [r for r in self.rows if r.metric == metric and r.slice_value is not None]
+
+
+def check_comparable(a: MetricRun, b: MetricRun) -> None:
+    if a.pk == b.pk:
+        raise ValidationError({"b": "Choose two different metric runs."})
+    for side, run in (("a", a), ("b", b)):
+        if run.status != RunStatus.SUCCEEDED:
+            raise ValidationError({side: f"Metric run #{run.pk} has not succeeded ({run.status})."})
+    if a.generation_run.eval_version_id != b.generation_run.eval_version_id:
+        raise ValidationError(
+            {"b": f"The two runs used different eval sets ({a.generation_run.eval_version} and "
+                  f"{b.generation_run.eval_version}); a paired comparison needs the same examples."}
+        )
+
+
+def run_comparison(
+    a: MetricRun, b: MetricRun, *, slice_by: str | None = None, n_resamples: int = aggregates.N_RESAMPLES
+) -> ComparisonTable:
+    check_comparable(a, b)
+    scores_a, scores_b = aggregates.load_scores(a), aggregates.load_scores(b)
+    example_ids = sorted(set(scores_a["example_id"].tolist()) | set(scores_b["example_id"].tolist()))
+    attributes = aggregates.load_attributes(example_ids)
+    if slice_by and slice_by not in attributes.columns:
+        raise ValidationError({"slice": f"The eval set has no attribute “{slice_by}”."})
+    rows = aggregates.compare(scores_a, scores_b, attributes=attributes, slice_by=slice_by or None, n_resamples=n_resamples)
+    names = aggregates.slice_names(attributes) if not attributes.empty else []
+    return ComparisonTable(a=a, b=b, slice_by=slice_by or None, rows=rows, slice_names=names)
+
+
+def aggregate_dict(row: aggregates.MetricAggregate) -> dict[str, Any]:
+    e = row.estimate
+    return {
+        "metric": row.metric, "slice": row.slice_value, "mean": _num(e.value), "low": _num(e.low), "high": _num(e.high),
+        "confidence": e.confidence, "n_examples": e.n, "n_outputs": row.n_outputs, "n_missing": row.n_missing,
+    }
+
+
+def comparison_dict(row: aggregates.MetricComparison) -> dict[str, Any]:
+    c = row.comparison
+    return {
+        "metric": row.metric, "slice": row.slice_value, "mean_a": _num(c.mean_a), "mean_b": _num(c.mean_b),
+        "delta": _num(c.delta), "low": _num(c.low), "high": _num(c.high), "p_value": _num(c.p_value),
+        "confidence": c.confidence, "significant": c.significant, "verdict": row.verdict, "n_pairs": c.n,
+        "n_dropped": c.n_dropped, "n_unmatched": row.n_unmatched, "method": c.method,
+    }

@@ -1,0 +1,145 @@
+"""Metric pages: aggregates with intervals and links to outputs, refusals by name, comparison wording, export."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pandas as pd
+import pytest
+from django.urls import reverse
+
+from evalhub.stats import bootstrap_ci, paired_bootstrap_test
+from tests.generation import factories
+
+A = [0.10, 0.20, 0.15, 0.30, 0.25, 0.20]
+B = [0.60, 0.70, 0.65, 0.80, 0.75, 0.72]
+
+
+def test_run_page_shows_means_with_intervals_and_links_to_outputs(world: Any, two_runs: Any, client_for: Any) -> None:
+    run_a, _ = two_runs
+    metric_run = factories.make_metric_run(run_a, {"rougeL": A}, refused={"bleu": "needs references; the eval split has none"})
+    url = reverse("metrics:run", kwargs={"project_id": world.project.pk, "metric_run_id": metric_run.pk})
+    response = client_for(world.lead).get(url, {"slice": "category"})
+    html = response.content.decode()
+    expected = bootstrap_ci(A, n_resamples=2000, seed=0)
+    assert f"{expected.value:.4f}" in html
+    assert f"[{expected.low:.4f}, {expected.high:.4f}]" in html
+    assert "<strong>bleu</strong> was refused: needs references; the eval split has none" in html
+    sections = response.context["sections"]
+    [section] = sections
+    assert {r["row"].slice_value for r in section["slices"]} == {"home", "sport", "office"}
+    sport = next(r for r in section["slices"] if r["row"].slice_value == "sport")
+    assert sport["row"].estimate.value == pytest.approx((A[2] + A[3]) / 2)
+    # The number links to exactly the outputs behind it: that slice, sorted by that metric.
+    link = urlparse(sport["url"])
+    query = parse_qs(link.query)
+    assert link.path == reverse("generation:detail", kwargs={"project_id": world.project.pk, "run_id": run_a.pk})
+    assert query == {"metric_run": [str(metric_run.pk)], "sort": ["rougeL"], "order": ["asc"], "attr": ["category"], "value": ["sport"]}
+    outputs = client_for(world.lead).get(sport["url"])
+    assert sorted(r["output"].example.index for r in outputs.context["rows"]) == [2, 3]
+    assert "plotly/plotly.min.js" in html and 'data-figure="fig-overview"' in html
+
+
+def test_version_page_shows_its_latest_metric_run(world: Any, two_runs: Any, client_for: Any) -> None:
+    run_a, _ = two_runs
+    metric_run = factories.make_metric_run(run_a, {"rougeL": A})
+    url = reverse("metrics:version", kwargs={"project_id": world.project.pk, "version_id": run_a.model_version_id})
+    response = client_for(world.lead).get(url)
+    assert response.context["metric_run"] == metric_run
+    assert f"{sum(A) / len(A):.4f}" in response.content.decode()
+
+
+def test_comparison_page_shows_delta_interval_p_and_verdict(world: Any, two_runs: Any, client_for: Any) -> None:
+    run_a, run_b = two_runs
+    ma = factories.make_metric_run(run_a, {"rougeL": A, "output_length": [2.0] * 6})
+    mb = factories.make_metric_run(run_b, {"rougeL": B, "output_length": [2.0] * 6})
+    url = reverse("metrics:compare", kwargs={"project_id": world.project.pk})
+    response = client_for(world.lead).get(url, {"a": ma.pk, "b": mb.pk, "slice": "audience"})
+    html = response.content.decode()
+    expected = paired_bootstrap_test(A, B, n_resamples=2000, seed=0)
+    assert f"{expected.delta:.4f}" in html
+    assert f"[{expected.low:.4f}, {expected.high:.4f}]" in html
+    assert f"{expected.p_value:.3f}" in html
+    assert "difference is significant: B is higher" in html
+    assert "difference is not significant" in html  # output_length is identical
+    rouge = next(s for s in response.context["sections"] if s["metric"] == "rougeL")
+    kids = next(r for r in rouge["slices"] if r["row"].slice_value == "kids")
+    assert kids["row"].comparison.delta == pytest.approx(sum(B[i] - A[i] for i in (0, 2, 4)) / 3)
+    assert 'data-figure="fig-compare"' in html
+
+
+def test_comparison_of_runs_on_different_eval_sets_is_refused(world: Any, two_runs: Any, client_for: Any) -> None:
+    run_a, _ = two_runs
+    other_set = factories.make_eval_version(world.project, name="Other set")
+    other = factories.make_run_with_outputs(world.project, run_a.model_version, other_set, ["x"] * 6)
+    ma = factories.make_metric_run(run_a, {"rougeL": A})
+    mo = factories.make_metric_run(other, {"rougeL": B})
+    html = client_for(world.lead).get(
+        reverse("metrics:compare", kwargs={"project_id": world.project.pk}), {"a": ma.pk, "b": mo.pk}
+    ).content.decode()
+    assert "different eval sets" in html and "Δ (B − A)" not in html
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_holds_the_stored_scores(world: Any, two_runs: Any, client_for: Any, fmt: str) -> None:
+    run_a, _ = two_runs
+    values = [0.5, None, 0.25, 1.0, 0.0, 0.125]
+    metric_run = factories.make_metric_run(run_a, {"chrf": values})
+    response = client_for(world.lead).get(
+        reverse("metrics:export", kwargs={"project_id": world.project.pk, "metric_run_id": metric_run.pk}), {"file_format": fmt}
+    )
+    assert response.status_code == 200
+    assert f'metric-run-{metric_run.pk}-scores.{fmt}' in response["Content-Disposition"]
+    body = b"".join(response.streaming_content)
+    frame = pd.read_csv(io.BytesIO(body)) if fmt == "csv" else pd.read_parquet(io.BytesIO(body))
+    assert len(frame) == 6
+    got = frame.sort_values("example_index")["score.chrf"].tolist()
+    assert got[0] == 0.5 and math.isnan(got[1]) and got[2:] == [0.25, 1.0, 0.0, 0.125]
+    assert frame.sort_values("example_index")["attr.category"].tolist() == ["home", "home", "sport", "sport", "office", "office"]
+    assert set(frame["model_version"]) == {str(run_a.model_version)}
+
+
+def test_unknown_export_format_is_a_clear_400(world: Any, two_runs: Any, client_for: Any) -> None:
+    metric_run = factories.make_metric_run(two_runs[0], {"chrf": A})
+    response = client_for(world.lead).get(
+        reverse("metrics:export", kwargs={"project_id": world.project.pk, "metric_run_id": metric_run.pk}), {"file_format": "xlsx"}
+    )
+    assert response.status_code == 400 and b"csv, parquet" in response.content
+
+
+def test_trust_page_without_ratings_says_so(world: Any, client_for: Any) -> None:
+    html = client_for(world.lead).get(reverse("metrics:trust", kwargs={"project_id": world.project.pk})).content.decode()
+    assert "No rubric ratings of this project's outputs yet" in html
+
+
+def test_trust_page_shows_correlations_when_ratings_exist(world: Any, two_runs: Any, client_for: Any, monkeypatch: Any) -> None:
+    from evalhub.metrics import trust
+
+    run_a, _ = two_runs
+    factories.make_metric_run(run_a, {"rougeL": A})
+    ids = list(run_a.outputs.order_by("example__index").values_list("pk", flat=True))
+    ratings = pd.DataFrame([(pk, "accuracy", float(i)) for i, pk in enumerate(ids)], columns=["output_id", "criterion", "value"])
+    monkeypatch.setattr(trust, "human_ratings_for_outputs", lambda project: ratings)
+    response = client_for(world.lead).get(reverse("metrics:trust", kwargs={"project_id": world.project.pk}))
+    [cell] = response.context["cells"]
+    assert (cell.metric, cell.criterion, cell.n) == ("rougeL", "accuracy", 6)
+    assert "τ" in response.content.decode()
+
+
+def test_launch_form_queues_a_metric_run_and_names_bad_fields(world: Any, two_runs: Any, client_for: Any) -> None:
+    from evalhub.metrics.models import MetricRun
+
+    url = reverse("metrics:list", kwargs={"project_id": world.project.pk})
+    client = client_for(world.lead)
+    page = client.get(url, {"generation_run": two_runs[0].pk})
+    assert page.status_code == 200 and 'value="bertscore"' in page.content.decode()
+    response = client.post(url, {"generation_run": two_runs[0].pk, "metrics": ["rouge1", "bertscore"], "bertscore_layer": 4})
+    run = MetricRun.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"/metrics/runs/{run.pk}/")
+    assert run.metrics == ["rouge1", "bertscore"] and run.options == {"bertscore": {"num_layers": 4}}
+    assert run.job.queue == "gpu"
+    response = client.post(url, {"generation_run": two_runs[0].pk})
+    assert response.status_code == 200 and "This field is required" in response.content.decode()
