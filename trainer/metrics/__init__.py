@@ -41,7 +41,9 @@ __all__ = [
     "MetricResult",
     "MetricSpec",
     "available_metrics",
+    "metric_specs",
     "module_path",
+    "needs_reference",
     "plan",
     "score",
 ]
@@ -115,8 +117,21 @@ _load_lock = threading.Lock()
 _compute_locks: dict[str, threading.Lock] = {}
 
 
-def available_metrics() -> list[MetricSpec]:
+def available_metrics() -> list[str]:
+    """Names of the local metrics, in display order."""
+    return list(METRICS)
+
+
+def metric_specs() -> list[MetricSpec]:
     return list(METRICS.values())
+
+
+def needs_reference(metric: str) -> bool:
+    """Whether a local metric compares against a reference text (MetricError for an unknown name)."""
+    spec = METRICS.get(metric)
+    if spec is None:
+        raise MetricError(metric, f"unknown metric; local metrics are {', '.join(METRICS)}")
+    return spec.needs_references
 
 
 def module_path(module: str) -> Path:
@@ -192,7 +207,14 @@ def _resolve_options(
             per_module[key] = dict(values)
             continue
         else:
-            raise MetricError(key, "options given for a metric that was not requested")
+            # Options are keyed by metric or module name; anything else is most likely a flat option dict.
+            raise MetricError(
+                key, "options must be keyed by metric or module name, e.g. {\"bertscore\": {\"num_layers\": 6}}"
+            )
+        if not isinstance(values, Mapping):
+            raise MetricError(key, "options for a metric must be a mapping of option name to value")
+        if module not in {METRICS[n].module for n in names if n in METRICS}:
+            continue  # options for a metric not asked for this time (one options dict may cover a whole run)
         unknown = set(values) - MODULE_OPTIONS[module]
         if unknown:
             allowed = ", ".join(sorted(MODULE_OPTIONS[module])) or "none"
@@ -213,7 +235,8 @@ def score(
 
     `references`: one per prediction, or None for an eval set without references (then any reference-based metric
     raises MetricError naming it; use `plan()` first to run only the reference-free ones). `options`: per module or
-    metric name, e.g. `{"bertscore": {"model_path": "/models/x", "num_layers": 4}, "rouge": {"use_stemmer": True}}`.
+    metric name, e.g. `{"bertscore": {"model_path": "/models/x", "num_layers": 4}, "rouge": {"use_stemmer": True}}`;
+    entries for metrics not requested in this call are ignored, so one options dict can serve a whole run.
     Raises MetricError for unknown or refused metrics, bad options, or a module that fails.
     """
     names = list(dict.fromkeys(metric_names))
