@@ -194,7 +194,8 @@ class Leaderboard:
 
 def _cache_key(campaign: Campaign, slice_attribute: str | None) -> str:
     last = Vote.objects.filter(campaign=campaign).aggregate(m=Max("id"), n=Count("id"))
-    return f"arena:lb:{campaign.pk}:{last['n']}:{last['m']}:{campaign.both_bad_as}:{campaign.confidence}:{slice_attribute or ''}"
+    return (f"arena:lb:{campaign.pk}:{campaign.created_at.timestamp()}:{campaign.seed}:{last['n']}:{last['m']}:"
+            f"{campaign.both_bad_as}:{campaign.confidence}:{campaign.min_votes_to_decide}:{slice_attribute or ''}")
 
 
 def slice_attributes(campaign: Campaign) -> list[str]:
