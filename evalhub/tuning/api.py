@@ -73,8 +73,12 @@ class TrainingRunListCreateAPI(_Lead, generics.ListCreateAPIView):
             base_model=_pick(BaseModel.objects.all(), v["base_model"], "base_model", "base model"),
             train_version=_pick(versions, v["train_version"], "train_version", "dataset version"),
             val_version=_pick(versions, v.get("val_version"), "val_version", "dataset version"),
-            parent_version=_pick(ModelVersion.objects.filter(project=project), v.get("parent_version"),
-                                 "parent_version", "model version"),
+            parent_version=_pick(
+                ModelVersion.objects.filter(project=project),
+                v.get("parent_version"),
+                "parent_version",
+                "model version",
+            ),
             method=v["method"],
             placement=v.get("placement"),
             hyperparameters=v.get("hyperparameters") or {},
@@ -98,7 +102,9 @@ class TrainingRunCancelAPI(_Lead, APIView):
 
     @extend_schema(request=None, responses={200: TrainingRunSerializer})
     def post(self, request: Request, project_id: int, run_id: int, **kwargs: Any) -> Response:
-        run = get_object_or_404(TrainingRun.objects.select_related("job"), project=self.access.project, pk=run_id)
+        run = get_object_or_404(
+            TrainingRun.objects.select_related("job"), project=self.access.project, pk=run_id
+        )
         return Response(TrainingRunSerializer(services.training_run_cancel(run)).data)
 
 
@@ -109,7 +115,9 @@ class TrainingRunLossesAPI(_Lead, APIView):
 
     @extend_schema(responses={200: LossHistorySerializer})
     def get(self, request: Request, project_id: int, run_id: int, **kwargs: Any) -> Response:
-        run = get_object_or_404(TrainingRun.objects.select_related("job"), project=self.access.project, pk=run_id)
+        run = get_object_or_404(
+            TrainingRun.objects.select_related("job"), project=self.access.project, pk=run_id
+        )
         return Response(LossHistorySerializer(services.loss_series(run)).data)
 
 

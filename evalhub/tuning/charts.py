@@ -38,21 +38,34 @@ def comparison_charts(runs: Sequence[TrainingRun]) -> dict[str, dict[str, Any]]:
     share = [100 * (res.get("trainable_share") or 0) for res in results]
     memory = [(res.get("peak_memory_bytes") or 0) / 2**20 for res in results]
     speed = [res.get("tokens_per_s") or 0 for res in results]
-    trade_off = go.Figure(go.Scatter(
-        x=share, y=best, mode="markers+text", text=[r.method for r in runs], textposition="top center",
-        hovertext=names, marker={"size": 11},
-    ))
+    trade_off = go.Figure(
+        go.Scatter(
+            x=share,
+            y=best,
+            mode="markers+text",
+            text=[r.method for r in runs],
+            textposition="top center",
+            hovertext=names,
+            marker={"size": 11},
+        )
+    )
     return {
-        "val_loss": figure_json(go.Figure(go.Bar(x=names, y=best)), title="Best validation loss (lower is better)"),
+        "val_loss": figure_json(
+            go.Figure(go.Bar(x=names, y=best)), title="Best validation loss (lower is better)"
+        ),
         "trade_off": figure_json(
-            trade_off, title="Trainable parameters vs best validation loss",
+            trade_off,
+            title="Trainable parameters vs best validation loss",
             xaxis={"title": {"text": "trainable parameters (% of the model)"}, "type": "log"},
             yaxis={"title": {"text": "best validation loss"}},
         ),
         "memory": figure_json(go.Figure(go.Bar(x=names, y=memory)), title="Peak memory (MiB)"),
         "speed": figure_json(go.Figure(go.Bar(x=names, y=speed)), title="Throughput (tokens/s)"),
-        "curves": lines({name: _val_curve(r) for name, r in zip(names, runs)}, title="Validation loss during training",
-                        xaxis_title="step"),
+        "curves": lines(
+            {name: _val_curve(r) for name, r in zip(names, runs)},
+            title="Validation loss during training",
+            xaxis_title="step",
+        ),
     }
 
 
@@ -68,10 +81,16 @@ def sweep_charts(trials: Sequence[TrainingRun], importance: dict[str, float]) ->
             (t.result or {}).get("best_val_loss") if state == "complete" else (_val_curve(t)[1] or [None])[-1]
             for t in picked
         ]
-        objective.add_trace(go.Scatter(
-            x=[t.trial_number for t in picked], y=values, mode="markers", name=state,
-            marker={"color": colour, "size": 11}, hovertext=[t.name for t in picked],
-        ))
+        objective.add_trace(
+            go.Scatter(
+                x=[t.trial_number for t in picked],
+                y=values,
+                mode="markers",
+                name=state,
+                marker={"color": colour, "size": 11},
+                hovertext=[t.name for t in picked],
+            )
+        )
     complete = sorted((t for t in trials if t.trial_state == "complete"), key=lambda t: t.trial_number or 0)
     running_best: list[float] = []
     for t in complete:
@@ -79,15 +98,24 @@ def sweep_charts(trials: Sequence[TrainingRun], importance: dict[str, float]) ->
         if value is not None:
             running_best.append(min(running_best[-1], value) if running_best else value)
     if running_best:
-        objective.add_trace(go.Scatter(
-            x=[t.trial_number for t in complete][: len(running_best)], y=running_best, mode="lines",
-            name="best so far", line={"shape": "hv", "color": "#137333"},
-        ))
+        objective.add_trace(
+            go.Scatter(
+                x=[t.trial_number for t in complete][: len(running_best)],
+                y=running_best,
+                mode="lines",
+                name="best so far",
+                line={"shape": "hv", "color": "#137333"},
+            )
+        )
     charts = {
-        "objective": figure_json(objective, title="Validation loss per trial", xaxis_title="trial",
-                                 yaxis_title="validation loss"),
-        "curves": lines({f"trial {t.trial_number} ({t.trial_state})": _val_curve(t) for t in trials},
-                        title="Intermediate validation loss (what the pruner sees)", xaxis_title="step"),
+        "objective": figure_json(
+            objective, title="Validation loss per trial", xaxis_title="trial", yaxis_title="validation loss"
+        ),
+        "curves": lines(
+            {f"trial {t.trial_number} ({t.trial_state})": _val_curve(t) for t in trials},
+            title="Intermediate validation loss (what the pruner sees)",
+            xaxis_title="step",
+        ),
     }
     if importance:
         ordered = sorted(importance.items(), key=lambda kv: kv[1])

@@ -68,11 +68,15 @@ def _finish(run: TrainingRun, stdout: TextIO) -> None:
         time.sleep(2)
 
 
-def demo_step(project: Project, lead: Any, stdout: TextIO, *, max_steps: int = DEMO_HYPERPARAMETERS["max_steps"]) -> str:
+def demo_step(
+    project: Project, lead: Any, stdout: TextIO, *, max_steps: int = DEMO_HYPERPARAMETERS["max_steps"]
+) -> str:
     base = _base_model(stdout)
     made: list[str] = []
     v1 = (
-        ModelVersion.objects.filter(project=project, base_model=base, adapter_key="", training_run__isnull=True)
+        ModelVersion.objects.filter(
+            project=project, base_model=base, adapter_key="", training_run__isnull=True
+        )
         .order_by("number")
         .first()
     )
@@ -80,7 +84,12 @@ def demo_step(project: Project, lead: Any, stdout: TextIO, *, max_steps: int = D
         v1 = services.model_version_create_base(project=project, base_model=base, user=lead, name="base")
         made.append(str(v1))
 
-    run = TrainingRun.objects.filter(project=project, name=DEMO_RUN_NAME).select_related("job").order_by("-pk").first()
+    run = (
+        TrainingRun.objects.filter(project=project, name=DEMO_RUN_NAME)
+        .select_related("job")
+        .order_by("-pk")
+        .first()
+    )
     found = ModelVersion.objects.filter(training_run=run).first() if run is not None else None
     if found is not None:
         return ", ".join([f"made {m}" for m in made] + [f"found {v1} and {found}"])
@@ -90,9 +99,18 @@ def demo_step(project: Project, lead: Any, stdout: TextIO, *, max_steps: int = D
             return "skipped: the project has no train split to fine-tune on"
         every = max(1, max_steps // 4)
         run = services.training_run_create(
-            project=project, user=lead, base_model=base, train_version=train, val_version=val, method="lora",
-            hyperparameters={**DEMO_HYPERPARAMETERS, "max_steps": max_steps, "eval_every_steps": every,
-                             "save_every_steps": every},
+            project=project,
+            user=lead,
+            base_model=base,
+            train_version=train,
+            val_version=val,
+            method="lora",
+            hyperparameters={
+                **DEMO_HYPERPARAMETERS,
+                "max_steps": max_steps,
+                "eval_every_steps": every,
+                "save_every_steps": every,
+            },
             name=DEMO_RUN_NAME,
         )
         stdout.write(f"    training LoRA on {train.label} for {max_steps} steps\n")

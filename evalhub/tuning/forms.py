@@ -24,9 +24,22 @@ PLACEMENT_CHOICES = [
 # "advanced" section. Their names are TrainConfig's, so a service error for "rank" lands next to the rank field.
 BASIC = ["rank", "alpha", "learning_rate", "epochs", "max_steps", "batch_size"]
 ADVANCED = [
-    "dropout", "num_virtual_tokens", "scheduler", "warmup_ratio", "grad_accum", "weight_decay", "optimizer",
-    "max_grad_norm", "seed", "max_seq_len", "eval_every_steps", "early_stopping_patience", "save_every_steps",
-    "keep_checkpoints", "bf16", "group_by_length",
+    "dropout",
+    "num_virtual_tokens",
+    "scheduler",
+    "warmup_ratio",
+    "grad_accum",
+    "weight_decay",
+    "optimizer",
+    "max_grad_norm",
+    "seed",
+    "max_seq_len",
+    "eval_every_steps",
+    "early_stopping_patience",
+    "save_every_steps",
+    "keep_checkpoints",
+    "bf16",
+    "group_by_length",
 ]
 HYPERPARAMETERS = BASIC + ADVANCED
 
@@ -37,17 +50,23 @@ class _VersionChoice(forms.ModelChoiceField):
 
 
 def _versions(project: Project) -> Any:
-    return DatasetVersion.objects.filter(dataset__project=project).select_related("dataset").order_by(
-        "dataset__name", "-number"
+    return (
+        DatasetVersion.objects.filter(dataset__project=project)
+        .select_related("dataset")
+        .order_by("dataset__name", "-number")
     )
 
 
 class RunForm(forms.Form):
-    name = forms.CharField(max_length=200, required=False, help_text="Optional; a name is made from the method and data.")
+    name = forms.CharField(
+        max_length=200, required=False, help_text="Optional; a name is made from the method and data."
+    )
     base_model = forms.ModelChoiceField(queryset=BaseModel.objects.all(), empty_label=None)
     train_version = _VersionChoice(queryset=DatasetVersion.objects.none(), label="Training data")
     val_version = _VersionChoice(
-        queryset=DatasetVersion.objects.none(), required=False, label="Validation data",
+        queryset=DatasetVersion.objects.none(),
+        required=False,
+        label="Validation data",
         help_text="Validation loss during training, early stopping and the best checkpoint need it.",
     )
     method = forms.ChoiceField(choices=METHOD_CHOICES)
@@ -55,7 +74,8 @@ class RunForm(forms.Form):
         choices=PLACEMENT_CHOICES, required=False, help_text="Where LoRA-family and IA3 adapters go."
     )
     target_modules = forms.CharField(
-        required=False, help_text="For an explicit list: module names separated by commas, e.g. q_proj, v_proj."
+        required=False,
+        help_text="For an explicit list: module names separated by commas, e.g. q_proj, v_proj.",
     )
     rank = forms.IntegerField()
     alpha = forms.FloatField()
@@ -65,16 +85,22 @@ class RunForm(forms.Form):
     batch_size = forms.IntegerField()
     dropout = forms.FloatField()
     num_virtual_tokens = forms.IntegerField(help_text="Prefix and prompt tuning.")
-    scheduler = forms.ChoiceField(choices=[("cosine", "Cosine"), ("linear", "Linear"), ("constant", "Constant")])
+    scheduler = forms.ChoiceField(
+        choices=[("cosine", "Cosine"), ("linear", "Linear"), ("constant", "Constant")]
+    )
     warmup_ratio = forms.FloatField()
     grad_accum = forms.IntegerField(label="Gradient accumulation")
     weight_decay = forms.FloatField()
     optimizer = forms.ChoiceField(choices=[("adamw", "AdamW"), ("sgd", "SGD with momentum")])
     max_grad_norm = forms.FloatField(required=False, help_text="Empty disables gradient clipping.")
     seed = forms.IntegerField()
-    max_seq_len = forms.IntegerField(label="Max sequence length", help_text="Longer examples are truncated (and counted).")
+    max_seq_len = forms.IntegerField(
+        label="Max sequence length", help_text="Longer examples are truncated (and counted)."
+    )
     eval_every_steps = forms.IntegerField()
-    early_stopping_patience = forms.IntegerField(required=False, help_text="Evaluations without improvement; empty disables.")
+    early_stopping_patience = forms.IntegerField(
+        required=False, help_text="Evaluations without improvement; empty disables."
+    )
     save_every_steps = forms.IntegerField(label="Checkpoint every (steps)")
     keep_checkpoints = forms.IntegerField()
     bf16 = forms.BooleanField(required=False, label="bf16 mixed precision (GPU)")
@@ -107,8 +133,18 @@ class RunForm(forms.Form):
         return {k: self.cleaned_data.get(k) for k in HYPERPARAMETERS if k in self.cleaned_data}
 
     def main_fields(self) -> list[forms.BoundField]:
-        return [self[name] for name in ("name", "base_model", "train_version", "val_version", "method", "placement",
-                                        "target_modules")]
+        return [
+            self[name]
+            for name in (
+                "name",
+                "base_model",
+                "train_version",
+                "val_version",
+                "method",
+                "placement",
+                "target_modules",
+            )
+        ]
 
     def basic_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in BASIC]
@@ -128,11 +164,17 @@ class SweepForm(forms.Form):
     base_model = forms.ModelChoiceField(queryset=BaseModel.objects.all(), empty_label=None)
     train_version = _VersionChoice(queryset=DatasetVersion.objects.none(), label="Training data")
     val_version = _VersionChoice(
-        queryset=DatasetVersion.objects.none(), label="Validation data", help_text="Trials are compared on it."
+        queryset=DatasetVersion.objects.none(),
+        label="Validation data",
+        help_text="Trials are compared on it.",
     )
-    method = forms.ChoiceField(choices=[c for c in METHOD_CHOICES if c[0] in ("lora", "dora", "qlora", "ia3")])
+    method = forms.ChoiceField(
+        choices=[c for c in METHOD_CHOICES if c[0] in ("lora", "dora", "qlora", "ia3")]
+    )
     n_trials = forms.IntegerField(min_value=1, max_value=200, initial=8, label="Trials")
-    seed = forms.IntegerField(initial=0, help_text="Seeds the sampler; each trial trains with the config's seed.")
+    seed = forms.IntegerField(
+        initial=0, help_text="Seeds the sampler; each trial trains with the config's seed."
+    )
     search_space = forms.JSONField(
         initial=DEFAULT_SEARCH_SPACE,
         widget=forms.Textarea(attrs={"rows": 8, "class": "mono"}),
@@ -155,7 +197,9 @@ class SweepForm(forms.Form):
     pruner_startup_trials = forms.IntegerField(
         min_value=0, initial=3, help_text="Trials that always finish before the median pruner stops bad ones."
     )
-    pruner_warmup_steps = forms.IntegerField(min_value=0, initial=0, help_text="Steps before a trial may be pruned.")
+    pruner_warmup_steps = forms.IntegerField(
+        min_value=0, initial=0, help_text="Steps before a trial may be pruned."
+    )
 
     def __init__(self, project: Project, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

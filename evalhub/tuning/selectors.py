@@ -21,11 +21,15 @@ def runs_of_project(project: Project, *, include_trials: bool = False) -> QueryS
 
 def finished_runs(project: Project, *, include_trials: bool = False) -> QuerySet[TrainingRun]:
     """Runs whose training finished (the ones the comparison page can put side by side)."""
-    return runs_of_project(project, include_trials=include_trials).filter(result__status__in=FINISHED_TRAINING)
+    return runs_of_project(project, include_trials=include_trials).filter(
+        result__status__in=FINISHED_TRAINING
+    )
 
 
 def versions_of_project(project: Project) -> QuerySet[ModelVersion]:
-    return ModelVersion.objects.filter(project=project).select_related("base_model", "training_run", "merge_job")
+    return ModelVersion.objects.filter(project=project).select_related(
+        "base_model", "training_run", "merge_job"
+    )
 
 
 def sweeps_of_project(project: Project) -> QuerySet[Sweep]:

@@ -13,8 +13,16 @@ class BaseModelSerializer(serializers.ModelSerializer):
     class Meta:
         model = BaseModel
         # The path on the workers' disks is the operator's business, not the API's.
-        fields = ["id", "name", "source_kind", "architecture", "parameter_count", "has_chat_template", "notes",
-                  "created_at"]
+        fields = [
+            "id",
+            "name",
+            "source_kind",
+            "architecture",
+            "parameter_count",
+            "has_chat_template",
+            "notes",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -26,8 +34,22 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
         fields = [
-            "id", "name", "status", "objective", "method", "base_model", "parent_version", "train_version",
-            "val_version", "config", "sweep", "trial_number", "trial_state", "job", "result", "model_version",
+            "id",
+            "name",
+            "status",
+            "objective",
+            "method",
+            "base_model",
+            "parent_version",
+            "train_version",
+            "val_version",
+            "config",
+            "sweep",
+            "trial_number",
+            "trial_state",
+            "job",
+            "result",
+            "model_version",
             "created_at",
         ]
         read_only_fields = fields
@@ -45,11 +67,14 @@ class TrainingRunCreateSerializer(serializers.Serializer):
     parent_version = serializers.IntegerField(required=False, allow_null=True, default=None)
     method = serializers.ChoiceField(choices=METHOD_CHOICES, default="lora")
     placement = serializers.JSONField(
-        required=False, allow_null=True, default=None,
+        required=False,
+        allow_null=True,
+        default=None,
         help_text='"attention", "mlp", "all_linear", or a list of module names; default: the method\'s',
     )
     hyperparameters = serializers.DictField(
-        required=False, default=dict,
+        required=False,
+        default=dict,
         help_text="any trainer setting (learning_rate, rank, alpha, epochs, max_steps, batch_size, ...); the "
         "method's defaults fill the rest",
     )
@@ -75,8 +100,18 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "number", "name", "base_model", "training_run", "parent", "is_base_only", "lineage",
-                  "has_merged_export", "created_at"]
+        fields = [
+            "id",
+            "number",
+            "name",
+            "base_model",
+            "training_run",
+            "parent",
+            "is_base_only",
+            "lineage",
+            "has_merged_export",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_has_merged_export(self, version: ModelVersion) -> bool:
@@ -107,9 +142,24 @@ class SweepSerializer(serializers.ModelSerializer):
     class Meta:
         model = Sweep
         fields = [
-            "id", "name", "status", "base_model", "train_version", "val_version", "base_config", "search_space",
-            "n_trials", "seed", "initial_trials", "pruner_startup_trials", "pruner_warmup_steps", "job", "best_run",
-            "result", "trials", "created_at",
+            "id",
+            "name",
+            "status",
+            "base_model",
+            "train_version",
+            "val_version",
+            "base_config",
+            "search_space",
+            "n_trials",
+            "seed",
+            "initial_trials",
+            "pruner_startup_trials",
+            "pruner_warmup_steps",
+            "job",
+            "best_run",
+            "result",
+            "trials",
+            "created_at",
         ]
         read_only_fields = fields
 
@@ -120,9 +170,13 @@ class SweepCreateSerializer(serializers.Serializer):
     train_version = serializers.IntegerField()
     val_version = serializers.IntegerField()
     method = serializers.ChoiceField(choices=METHOD_CHOICES, default="lora")
-    hyperparameters = serializers.DictField(required=False, default=dict, help_text="settings fixed for every trial")
+    hyperparameters = serializers.DictField(
+        required=False, default=dict, help_text="settings fixed for every trial"
+    )
     search_space = serializers.DictField(
-        required=False, allow_null=True, default=None,
+        required=False,
+        allow_null=True,
+        default=None,
         help_text='per parameter {"choices": [...]} or {"low": x, "high": y, "log": bool}; default: learning rate, '
         "rank, alpha and placement",
     )

@@ -88,7 +88,12 @@ def code_revision() -> str:
     """The git commit the code runs from, else the installed package version (a wheel has no .git)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=5, check=False
+            ["git", "rev-parse", "HEAD"],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
         rev = out.stdout.strip()
         if out.returncode == 0 and len(rev) == 40:
@@ -128,7 +133,9 @@ def base_model_source(base_model: BaseModel) -> ModelSource:
 
 
 @functools.lru_cache(maxsize=16)
-def _meta_model_cached(kind: str, path_or_id: str, gguf_file: str, cache_dir: str, allow_downloads: bool) -> Any:
+def _meta_model_cached(
+    kind: str, path_or_id: str, gguf_file: str, cache_dir: str, allow_downloads: bool
+) -> Any:
     from trainer.models import ModelSource, meta_model
 
     source = ModelSource(kind=kind, path_or_id=path_or_id, gguf_file=gguf_file or None)  # type: ignore[arg-type]
@@ -141,7 +148,10 @@ def base_model_meta(base_model: BaseModel) -> Any:
 
     try:
         return _meta_model_cached(
-            base_model.source_kind, base_model.path_or_id, base_model.gguf_file, str(model_cache_dir()),
+            base_model.source_kind,
+            base_model.path_or_id,
+            base_model.gguf_file,
+            str(model_cache_dir()),
             bool(settings.ALLOW_MODEL_DOWNLOADS),
         )
     except ModelLoadError as exc:
@@ -171,7 +181,9 @@ def base_model_inspect(base_model: BaseModel) -> dict[str, Any]:
     }
 
 
-def base_model_register(*, name: str, source: ModelSource, notes: str = "", inspect: bool = True) -> BaseModel:
+def base_model_register(
+    *, name: str, source: ModelSource, notes: str = "", inspect: bool = True
+) -> BaseModel:
     """Register (or update, by name) an installation-wide base model; nothing is saved if it cannot be read."""
     fields: dict[str, Any] = {
         "source_kind": source.kind,
@@ -237,7 +249,9 @@ def _coerce(name: str, type_text: str, value: Any) -> Any:
         raise ValidationError({name: f"{value!r} is not a valid {kind}"}) from None
 
 
-def build_config(method: str, placement: Any = None, hyperparameters: dict[str, Any] | None = None) -> TrainConfig:
+def build_config(
+    method: str, placement: Any = None, hyperparameters: dict[str, Any] | None = None
+) -> TrainConfig:
     """The method's defaults with the given settings on top, each coerced to its type. Unknown names are refused."""
     from trainer.config import METHODS, TrainConfig
 
@@ -293,7 +307,9 @@ def config_validate(config: TrainConfig, base_model: BaseModel) -> None:
 def _example_messages(example: Example, system_prompt: str) -> list[dict[str, str]] | None:
     """One example as TRL conversational messages, or None when it has no answer to learn from."""
     if example.messages:
-        messages = [{"role": str(m.get("role")), "content": str(m.get("content", ""))} for m in example.messages]
+        messages = [
+            {"role": str(m.get("role")), "content": str(m.get("content", ""))} for m in example.messages
+        ]
     else:
         messages = [{"role": "user", "content": example.prompt}]
     if example.reference:
@@ -312,13 +328,16 @@ def _usable_rows(version: DatasetVersion) -> int:
     # Chat rows may carry the answer as their last assistant turn instead of a reference column.
     chat_only = version.examples.filter(reference="", messages__isnull=False).only("messages")
     with_turn = sum(
-        1 for e in chat_only.iterator(chunk_size=2000)
+        1
+        for e in chat_only.iterator(chunk_size=2000)
         if e.messages and isinstance(e.messages[-1], dict) and e.messages[-1].get("role") == "assistant"
     )
     return with_reference + with_turn
 
 
-def check_sft_version(project: Project, version: DatasetVersion | None, field: str, *, required: bool = True) -> None:
+def check_sft_version(
+    project: Project, version: DatasetVersion | None, field: str, *, required: bool = True
+) -> None:
     if version is None:
         if required:
             raise ValidationError({field: "choose a dataset version"})
@@ -326,10 +345,12 @@ def check_sft_version(project: Project, version: DatasetVersion | None, field: s
     if version.dataset.project_id != project.pk:
         raise ValidationError({field: "that dataset version belongs to another project"})
     if _usable_rows(version) == 0:
-        raise ValidationError({
-            field: f"{version.label} has no reference answers (no reference column and no assistant turn), so "
-            "supervised fine-tuning has nothing to learn from; import it with a reference column",
-        })
+        raise ValidationError(
+            {
+                field: f"{version.label} has no reference answers (no reference column and no assistant turn), so "
+                "supervised fine-tuning has nothing to learn from; import it with a reference column",
+            }
+        )
 
 
 def export_sft_jsonl(version: DatasetVersion, dest: Path, *, system_prompt: str = "") -> dict[str, Any]:
@@ -400,9 +421,12 @@ def training_run_create(
         config_validate(config, base_model)
     except ValidationError as exc:
         errors.update(exc.message_dict)
-    for field, version, required in (("train_version", train_version, True), ("val_version", val_version, False)):
+    for field, chosen, required in (
+        ("train_version", train_version, True),
+        ("val_version", val_version, False),
+    ):
         try:
-            check_sft_version(project, version, field, required=required)
+            check_sft_version(project, chosen, field, required=required)
         except ValidationError as exc:
             errors.update(exc.message_dict)
     if parent_version is not None and parent_version.project_id != project.pk:
@@ -411,25 +435,29 @@ def training_run_create(
         raise ValidationError(errors)
     assert train_version is not None
 
-    with _staged_data(project, train_version, val_version) as staged:
-        with transaction.atomic():
-            run = TrainingRun.objects.create(
-                project=project,
-                name=(name.strip() or f"{METHOD_LABELS.get(config.method, config.method)} · {train_version.label}")[:200],
-                base_model=base_model,
-                parent_version=parent_version,
-                method=config.method,
-                config=config.to_dict(),
-                train_version=train_version,
-                val_version=val_version,
-                result={"data": staged.data},
-                created_by=user,
-            )
-            folder = staged.adopt(artifact_path("tuning", "runs", run.pk))
-            job = job_services.job_create(
-                project=project, kind=TRAIN_KIND, params={"training_run_id": run.pk}, created_by=user,
-            )
-            TrainingRun.objects.filter(pk=run.pk).update(output_key=artifact_key(folder), job=job)
+    with _staged_data(project, train_version, val_version) as staged, transaction.atomic():
+        run = TrainingRun.objects.create(
+            project=project,
+            name=(
+                name.strip() or f"{METHOD_LABELS.get(config.method, config.method)} · {train_version.label}"
+            )[:200],
+            base_model=base_model,
+            parent_version=parent_version,
+            method=config.method,
+            config=config.to_dict(),
+            train_version=train_version,
+            val_version=val_version,
+            result={"data": staged.data},
+            created_by=user,
+        )
+        folder = staged.adopt(artifact_path("tuning", "runs", run.pk))
+        job = job_services.job_create(
+            project=project,
+            kind=TRAIN_KIND,
+            params={"training_run_id": run.pk},
+            created_by=user,
+        )
+        TrainingRun.objects.filter(pk=run.pk).update(output_key=artifact_key(folder), job=job)
     run.refresh_from_db()
     return run
 
@@ -510,7 +538,9 @@ def loss_series(run: TrainingRun) -> dict[str, Any]:
     }
 
 
-def _history_from(loss_history: Iterable[dict[str, Any]], val_history: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def _history_from(
+    loss_history: Iterable[dict[str, Any]], val_history: Iterable[dict[str, Any]]
+) -> list[dict[str, Any]]:
     points = [{"step": int(p["step"]), "train_loss": float(p["train_loss"])} for p in loss_history]
     points += [{"step": int(p["step"]), "val_loss": float(p["val_loss"])} for p in val_history]
     # Stable sort: at an evaluation step the train point comes first, as it happened.
@@ -577,7 +607,8 @@ class LossRecorder:
             self.history.append({"step": int(event["step"]), "train_loss": float(event["train_loss"])})
             self._dirty = True
             self._progress(
-                event["step"], event["total_steps"],
+                event["step"],
+                event["total_steps"],
                 f"step {event['step']}/{event['total_steps']} · train loss {event['train_loss']:.4f}",
             )
             if time.monotonic() - self._last_flush >= LOSS_FLUSH_EVERY_S:
@@ -593,7 +624,9 @@ class LossRecorder:
         elif kind == "done":
             if self._dirty:
                 self.flush()
-            self._progress(event["step"], max(event["total_steps"], 1), f"finished ({event['status']})", force=True)
+            self._progress(
+                event["step"], max(event["total_steps"], 1), f"finished ({event['status']})", force=True
+            )
 
 
 def _train(
@@ -674,7 +707,10 @@ def training_run_execute(run: TrainingRun, ctx: JobContext) -> dict[str, Any]:
     val_file = folder / "data" / "val.jsonl"
     recorder = LossRecorder(run, ctx)
     result = _train(
-        run, ctx, recorder, train_file=folder / "data" / "train.jsonl",
+        run,
+        ctx,
+        recorder,
+        train_file=folder / "data" / "train.jsonl",
         val_file=val_file if run.val_version_id else None,
     )
     if result.status == "cancelled":
@@ -758,15 +794,17 @@ def model_version_from_run(
         if version_obj is None:
             continue
         exported = data.get(role, {})
-        datasets.append({
-            "role": role,
-            "version_id": version_obj.pk,
-            "label": version_obj.label,
-            "content_hash": version_obj.content_hash,
-            "rows_used": exported.get("rows"),
-            "rows_skipped_without_answer": exported.get("skipped_without_answer"),
-            "exported_file_sha256": exported.get("file_sha256"),
-        })
+        datasets.append(
+            {
+                "role": role,
+                "version_id": version_obj.pk,
+                "label": version_obj.label,
+                "content_hash": version_obj.content_hash,
+                "rows_used": exported.get("rows"),
+                "rows_skipped_without_answer": exported.get("skipped_without_answer"),
+                "exported_file_sha256": exported.get("file_sha256"),
+            }
+        )
     config = result.get("config") or run.config
     versions = {**_runtime_versions(), **(result.get("package_versions") or {})}
     lineage = {
@@ -785,10 +823,26 @@ def model_version_from_run(
         **{
             key: result.get(key)
             for key in (
-                "status", "steps_done", "total_steps", "trainable_params", "total_params", "trainable_share",
-                "peak_memory_bytes", "peak_memory_kind", "wall_time_s", "tokens_seen", "tokens_per_s",
-                "final_train_loss", "final_val_loss", "best_val_loss", "best_step", "train_examples", "val_examples",
-                "truncated_examples", "dropped_examples", "resumed_from_step",
+                "status",
+                "steps_done",
+                "total_steps",
+                "trainable_params",
+                "total_params",
+                "trainable_share",
+                "peak_memory_bytes",
+                "peak_memory_kind",
+                "wall_time_s",
+                "tokens_seen",
+                "tokens_per_s",
+                "final_train_loss",
+                "final_val_loss",
+                "best_val_loss",
+                "best_step",
+                "train_examples",
+                "val_examples",
+                "truncated_examples",
+                "dropped_examples",
+                "resumed_from_step",
             )
         },
         "weights": "best" if adapter.name == "best" else "final",
@@ -822,18 +876,25 @@ def model_version_export_merged(version: ModelVersion, *, user: AbstractBaseUser
     folder = adapter_dir(version)
     config_file = folder / "adapter_config.json"
     if not config_file.is_file():
-        raise ValidationError({"adapter": "this version holds a fully fine-tuned model already; download it as it is"})
+        raise ValidationError(
+            {"adapter": "this version holds a fully fine-tuned model already; download it as it is"}
+        )
     peft_type = str(json.loads(config_file.read_text()).get("peft_type", "")).upper()
     if not any(kind in peft_type for kind in ("LORA", "IA3")):
-        raise ValidationError({
-            "adapter": f"{peft_type or 'this'} adapters add virtual tokens instead of changing weights, so they "
-            "cannot be merged; serve them as adapters",
-        })
+        raise ValidationError(
+            {
+                "adapter": f"{peft_type or 'this'} adapters add virtual tokens instead of changing weights, so they "
+                "cannot be merged; serve them as adapters",
+            }
+        )
     if version.merge_job is not None and version.merge_job.status not in FINISHED:
         return version.merge_job
     with transaction.atomic():
         job = job_services.job_create(
-            project=version.project, kind=MERGE_KIND, params={"model_version_id": version.pk}, created_by=user,
+            project=version.project,
+            kind=MERGE_KIND,
+            params={"model_version_id": version.pk},
+            created_by=user,
         )
         ModelVersion.objects.filter(pk=version.pk).update(merge_job=job)
     version.merge_job = job
@@ -880,20 +941,24 @@ def _search_space_values(name: str, spec: Any) -> list[Any]:
     """Check one search-space entry and return the values to test against the config rules (its extremes)."""
     kind = SEARCHABLE[name]
     if not isinstance(spec, dict):
-        raise ValueError("must be an object: {\"choices\": [...]} or {\"low\": ..., \"high\": ...}")
+        raise ValueError('must be an object: {"choices": [...]} or {"low": ..., "high": ...}')
     if "choices" in spec:
         choices = spec["choices"]
         if set(spec) - {"choices"} or not isinstance(choices, list) or not choices:
-            raise ValueError("\"choices\" must be a non-empty list (and nothing else)")
+            raise ValueError('"choices" must be a non-empty list (and nothing else)')
         for value in choices:
-            ok = isinstance(value, str) if kind is str else isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = (
+                isinstance(value, str)
+                if kind is str
+                else isinstance(value, (int, float)) and not isinstance(value, bool)
+            )
             if not ok or (kind is int and float(value) != int(value)):
                 raise ValueError(f"choice {value!r} is not a valid {kind.__name__}")
         return [kind(v) for v in choices]
     if kind is str:
-        raise ValueError("takes {\"choices\": [...]}")
+        raise ValueError('takes {"choices": [...]}')
     if set(spec) - {"low", "high", "log", "step"} or "low" not in spec or "high" not in spec:
-        raise ValueError("a range needs \"low\" and \"high\" (optionally \"log\" or \"step\")")
+        raise ValueError('a range needs "low" and "high" (optionally "log" or "step")')
     low, high = spec["low"], spec["high"]
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
         raise ValueError("low and high must be numbers")
@@ -920,10 +985,16 @@ def _suggest(trial: Any, name: str, spec: dict[str, Any]) -> Any:
     if "choices" in spec:
         return trial.suggest_categorical(name, [kind(v) for v in spec["choices"]])
     if kind is int:
-        return trial.suggest_int(name, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log")),
-                                 step=int(spec.get("step") or 1))
-    return trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")),
-                               step=spec.get("step"))
+        return trial.suggest_int(
+            name,
+            int(spec["low"]),
+            int(spec["high"]),
+            log=bool(spec.get("log")),
+            step=int(spec.get("step") or 1),
+        )
+    return trial.suggest_float(
+        name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")), step=spec.get("step")
+    )
 
 
 def sweep_create(
@@ -999,10 +1070,19 @@ def sweep_create(
     initial = list(initial_trials or [])
     for i, params in enumerate(initial):
         if not isinstance(params, dict) or not params or set(params) - set(space):
-            add("initial_trials", f"trial {i + 1}: give values only for the searched parameters ({', '.join(space)})")
+            add(
+                "initial_trials",
+                f"trial {i + 1}: give values only for the searched parameters ({', '.join(space)})",
+            )
     if val_version is None:
-        add("val_version", "a sweep needs a validation version: trials are compared (and pruned) on validation loss")
-    for field, version_obj, required in (("train_version", train_version, True), ("val_version", val_version, True)):
+        add(
+            "val_version",
+            "a sweep needs a validation version: trials are compared (and pruned) on validation loss",
+        )
+    for field, version_obj, required in (
+        ("train_version", train_version, True),
+        ("val_version", val_version, True),
+    ):
         if version_obj is None:
             continue
         try:
@@ -1016,29 +1096,31 @@ def sweep_create(
         raise ValidationError(errors)
     assert train_version is not None and val_version is not None
 
-    with _staged_data(project, train_version, val_version) as staged:
-        with transaction.atomic():
-            sweep = Sweep.objects.create(
-                project=project,
-                name=name.strip()[:200],
-                base_model=base_model,
-                train_version=train_version,
-                val_version=val_version,
-                base_config=config.to_dict(),
-                search_space=space,
-                n_trials=int(n_trials),
-                seed=int(seed),
-                initial_trials=initial,
-                pruner_startup_trials=int(pruner_startup_trials),
-                pruner_warmup_steps=int(pruner_warmup_steps),
-                result={"data": staged.data},
-                created_by=user,
-            )
-            staged.adopt(artifact_path("tuning", "sweeps", sweep.pk))
-            job = job_services.job_create(
-                project=project, kind=SWEEP_KIND, params={"sweep_id": sweep.pk}, created_by=user,
-            )
-            Sweep.objects.filter(pk=sweep.pk).update(job=job)
+    with _staged_data(project, train_version, val_version) as staged, transaction.atomic():
+        sweep = Sweep.objects.create(
+            project=project,
+            name=name.strip()[:200],
+            base_model=base_model,
+            train_version=train_version,
+            val_version=val_version,
+            base_config=config.to_dict(),
+            search_space=space,
+            n_trials=int(n_trials),
+            seed=int(seed),
+            initial_trials=initial,
+            pruner_startup_trials=int(pruner_startup_trials),
+            pruner_warmup_steps=int(pruner_warmup_steps),
+            result={"data": staged.data},
+            created_by=user,
+        )
+        staged.adopt(artifact_path("tuning", "sweeps", sweep.pk))
+        job = job_services.job_create(
+            project=project,
+            kind=SWEEP_KIND,
+            params={"sweep_id": sweep.pk},
+            created_by=user,
+        )
+        Sweep.objects.filter(pk=sweep.pk).update(job=job)
     sweep.refresh_from_db()
     return sweep
 
@@ -1100,11 +1182,17 @@ def sweep_execute(sweep: Sweep, ctx: JobContext) -> dict[str, Any]:
         def report(step: int, val_loss: float, trial: Any = trial) -> None:
             trial.report(val_loss, step)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"validation loss {val_loss:.4f} at step {step} is worse than the median")
+                raise optuna.TrialPruned(
+                    f"validation loss {val_loss:.4f} at step {step} is worse than the median"
+                )
 
-        recorder = LossRecorder(run, ctx, message_prefix=label, progress_span=(done, sweep.n_trials), on_eval=report)
+        recorder = LossRecorder(
+            run, ctx, message_prefix=label, progress_span=(done, sweep.n_trials), on_eval=report
+        )
         try:
-            result = _train(run, ctx, recorder, train_file=data_dir / "train.jsonl", val_file=data_dir / "val.jsonl")
+            result = _train(
+                run, ctx, recorder, train_file=data_dir / "train.jsonl", val_file=data_dir / "val.jsonl"
+            )
         except optuna.TrialPruned as exc:
             recorder.flush()
             study.tell(trial, state=OptunaState.PRUNED)
@@ -1132,7 +1220,11 @@ def sweep_execute(sweep: Sweep, ctx: JobContext) -> dict[str, Any]:
     Sweep.objects.filter(pk=sweep.pk).update(result=result_data)
     _mark_best(sweep, study)
     ctx.progress(sweep.n_trials, sweep.n_trials, "sweep finished", force=True)
-    return {"sweep_id": sweep.pk, "best_run_id": summary.get("best_run_id"), "best_value": summary.get("best_value")}
+    return {
+        "sweep_id": sweep.pk,
+        "best_run_id": summary.get("best_run_id"),
+        "best_value": summary.get("best_value"),
+    }
 
 
 def _trial_run(sweep: Sweep, trial: Any, params: dict[str, Any], base_config: dict[str, Any]) -> TrainingRun:
@@ -1140,7 +1232,9 @@ def _trial_run(sweep: Sweep, trial: Any, params: dict[str, Any], base_config: di
     if resume_id:
         run = TrainingRun.objects.filter(pk=resume_id, sweep=sweep).first()
         if run is not None:
-            TrainingRun.objects.filter(pk=run.pk).update(trial_number=trial.number, trial_state=TrialState.RUNNING)
+            TrainingRun.objects.filter(pk=run.pk).update(
+                trial_number=trial.number, trial_state=TrialState.RUNNING
+            )
             run.trial_number, run.trial_state = trial.number, TrialState.RUNNING
             return run
     config = {**base_config, **{name: _config_value(name, value) for name, value in params.items()}}
@@ -1187,8 +1281,12 @@ def _sweep_summary(sweep: Sweep, study: Any) -> dict[str, Any]:
     }
     if complete:
         best = study.best_trial
-        summary.update(best_value=best.value, best_params=best.params, best_trial=best.number,
-                       best_run_id=best.user_attrs.get("run_id"))
+        summary.update(
+            best_value=best.value,
+            best_params=best.params,
+            best_trial=best.number,
+            best_run_id=best.user_attrs.get("run_id"),
+        )
     return summary
 
 
@@ -1198,8 +1296,11 @@ def param_importance(study: Any) -> dict[str, float]:
     from optuna.trial import TrialState as OptunaState
 
     complete = study.get_trials(deepcopy=False, states=(OptunaState.COMPLETE,))
-    varied = [name for name in (complete[0].params if complete else {})
-              if len({repr(t.params.get(name)) for t in complete}) > 1]
+    varied = [
+        name
+        for name in (complete[0].params if complete else {})
+        if len({repr(t.params.get(name)) for t in complete}) > 1
+    ]
     if len(complete) < 2 or not varied:
         return {}
     evaluator: Any
@@ -1219,4 +1320,6 @@ def sweep_promote_best(sweep: Sweep, *, user: AbstractBaseUser | None = None) ->
     run = sweep.best_run
     if run is None or run.trial_state != TrialState.COMPLETE:
         raise ValidationError({"best_run": "the sweep has no completed trial yet"})
-    return model_version_from_run(run, user=user, name=f"{METHOD_LABELS.get(run.method, run.method)} (sweep {sweep.name})")
+    return model_version_from_run(
+        run, user=user, name=f"{METHOD_LABELS.get(run.method, run.method)} (sweep {sweep.name})"
+    )

@@ -13,11 +13,23 @@ urlpatterns = [
     path("p/<int:project_id>/tuning/models/", views.model_list, name="model-list"),
     path("p/<int:project_id>/tuning/models/base/", views.model_create_base, name="model-create-base"),
     path("p/<int:project_id>/tuning/models/<int:version_id>/", views.model_detail, name="model-detail"),
-    path("p/<int:project_id>/tuning/models/<int:version_id>/adapter.zip", views.model_adapter, name="model-adapter"),
-    path("p/<int:project_id>/tuning/models/<int:version_id>/export/", views.model_export, name="model-export"),
-    path("p/<int:project_id>/tuning/models/<int:version_id>/merged.zip", views.model_merged, name="model-merged"),
+    path(
+        "p/<int:project_id>/tuning/models/<int:version_id>/adapter.zip",
+        views.model_adapter,
+        name="model-adapter",
+    ),
+    path(
+        "p/<int:project_id>/tuning/models/<int:version_id>/export/", views.model_export, name="model-export"
+    ),
+    path(
+        "p/<int:project_id>/tuning/models/<int:version_id>/merged.zip",
+        views.model_merged,
+        name="model-merged",
+    ),
     path("p/<int:project_id>/tuning/sweeps/", views.sweep_list, name="sweep-list"),
     path("p/<int:project_id>/tuning/sweeps/new/", views.sweep_create, name="sweep-create"),
     path("p/<int:project_id>/tuning/sweeps/<int:sweep_id>/", views.sweep_detail, name="sweep-detail"),
-    path("p/<int:project_id>/tuning/sweeps/<int:sweep_id>/promote/", views.sweep_promote, name="sweep-promote"),
+    path(
+        "p/<int:project_id>/tuning/sweeps/<int:sweep_id>/promote/", views.sweep_promote, name="sweep-promote"
+    ),
 ]

@@ -32,11 +32,15 @@ def _first_error(exc: ValidationError) -> str:
 
 @project_view(min_role=LEAD)
 def run_list(request: HttpRequest, access: Access) -> HttpResponse:
-    return render(request, "tuning/run_list.html", {
-        "runs": selectors.runs_of_project(access.project)[:200],
-        "has_base_models": BaseModel.objects.exists(),
-        "tab": "runs",
-    })
+    return render(
+        request,
+        "tuning/run_list.html",
+        {
+            "runs": selectors.runs_of_project(access.project)[:200],
+            "has_base_models": BaseModel.objects.exists(),
+            "tab": "runs",
+        },
+    )
 
 
 @project_view(min_role=LEAD)
@@ -64,18 +68,25 @@ def run_create(request: HttpRequest, access: Access) -> HttpResponse:
                 return redirect("tuning:run-detail", project_id=access.project.pk, run_id=run.pk)
     else:
         form = RunForm(access.project, initial=RunForm.initial_for(request.GET.get("method", "lora")))
-    return render(request, "tuning/run_form.html", {
-        "form": form,
-        "defaults": services.method_defaults(),
-        "has_base_models": BaseModel.objects.exists(),
-        "tab": "launch",
-    })
+    return render(
+        request,
+        "tuning/run_form.html",
+        {
+            "form": form,
+            "defaults": services.method_defaults(),
+            "has_base_models": BaseModel.objects.exists(),
+            "tab": "launch",
+        },
+    )
 
 
 def _run(access: Access, run_id: int) -> TrainingRun:
     return get_object_or_404(
-        TrainingRun.objects.select_related("job", "base_model", "train_version__dataset", "val_version__dataset", "sweep"),
-        project=access.project, pk=run_id,
+        TrainingRun.objects.select_related(
+            "job", "base_model", "train_version__dataset", "val_version__dataset", "sweep"
+        ),
+        project=access.project,
+        pk=run_id,
     )
 
 
@@ -85,16 +96,20 @@ def run_detail(request: HttpRequest, access: Access, run_id: int) -> HttpRespons
     series = services.loss_series(run)
     version = ModelVersion.objects.filter(training_run=run).first()
     config_rows = sorted((run.config or {}).items())
-    return render(request, "tuning/run_detail.html", {
-        "run": run,
-        "job": run.job,
-        "series": series,
-        "loss_fig": charts.loss_chart(series),
-        "config_rows": config_rows,
-        "result": run.result or {},
-        "version": version,
-        "tab": "runs",
-    })
+    return render(
+        request,
+        "tuning/run_detail.html",
+        {
+            "run": run,
+            "job": run.job,
+            "series": series,
+            "loss_fig": charts.loss_chart(series),
+            "config_rows": config_rows,
+            "result": run.result or {},
+            "version": version,
+            "tab": "runs",
+        },
+    )
 
 
 @project_view(min_role=LEAD)
@@ -108,7 +123,9 @@ def run_losses(request: HttpRequest, access: Access, run_id: int) -> JsonRespons
 def run_cancel(request: HttpRequest, access: Access, run_id: int) -> HttpResponse:
     run = _run(access, run_id)
     services.training_run_cancel(run)
-    messages.info(request, "Cancel requested; a running job stops after its current step and keeps a checkpoint.")
+    messages.info(
+        request, "Cancel requested; a running job stops after its current step and keeps a checkpoint."
+    )
     return redirect("tuning:run-detail", project_id=access.project.pk, run_id=run.pk)
 
 
@@ -119,17 +136,23 @@ def compare(request: HttpRequest, access: Access) -> HttpResponse:
     chosen_ids = {int(v) for v in request.GET.getlist("run") if v.isdigit()}
     runs = [r for r in available if r.pk in chosen_ids] if chosen_ids else available[:12]
     # The chart of validation curves needs the histories the list query deferred.
-    histories = dict(TrainingRun.objects.filter(pk__in=[r.pk for r in runs]).values_list("pk", "loss_history"))
+    histories = dict(
+        TrainingRun.objects.filter(pk__in=[r.pk for r in runs]).values_list("pk", "loss_history")
+    )
     for run in runs:
         run.loss_history = histories.get(run.pk, [])
-    return render(request, "tuning/compare.html", {
-        "runs": runs,
-        "available": available,
-        "chosen": {r.pk for r in runs},
-        "include_trials": include_trials,
-        "figs": charts.comparison_charts(runs) if runs else {},
-        "tab": "compare",
-    })
+    return render(
+        request,
+        "tuning/compare.html",
+        {
+            "runs": runs,
+            "available": available,
+            "chosen": {r.pk for r in runs},
+            "include_trials": include_trials,
+            "figs": charts.comparison_charts(runs) if runs else {},
+            "tab": "compare",
+        },
+    )
 
 
 # --- model versions ---------------------------------------------------------------------------------------------
@@ -137,11 +160,15 @@ def compare(request: HttpRequest, access: Access) -> HttpResponse:
 
 @project_view(min_role=LEAD)
 def model_list(request: HttpRequest, access: Access) -> HttpResponse:
-    return render(request, "tuning/model_list.html", {
-        "versions": selectors.versions_of_project(access.project),
-        "base_form": BaseVersionForm(),
-        "tab": "models",
-    })
+    return render(
+        request,
+        "tuning/model_list.html",
+        {
+            "versions": selectors.versions_of_project(access.project),
+            "base_form": BaseVersionForm(),
+            "tab": "models",
+        },
+    )
 
 
 @project_view(min_role=LEAD)
@@ -150,7 +177,9 @@ def model_create_base(request: HttpRequest, access: Access) -> HttpResponse:
     form = BaseVersionForm(request.POST)
     if form.is_valid():
         version = services.model_version_create_base(
-            project=access.project, base_model=form.cleaned_data["base_model"], user=request.user,
+            project=access.project,
+            base_model=form.cleaned_data["base_model"],
+            user=request.user,
             name=form.cleaned_data["name"],
         )
         messages.success(request, f"Created {version}.")
@@ -162,7 +191,8 @@ def model_create_base(request: HttpRequest, access: Access) -> HttpResponse:
 def _version(access: Access, version_id: int) -> ModelVersion:
     return get_object_or_404(
         ModelVersion.objects.select_related("base_model", "training_run", "merge_job", "parent"),
-        project=access.project, pk=version_id,
+        project=access.project,
+        pk=version_id,
     )
 
 
@@ -170,19 +200,24 @@ def _version(access: Access, version_id: int) -> ModelVersion:
 def model_detail(request: HttpRequest, access: Access, version_id: int) -> HttpResponse:
     version = _version(access, version_id)
     lineage = version.lineage or {}
-    return render(request, "tuning/model_detail.html", {
-        "version": version,
-        "lineage": lineage,
-        "config_rows": sorted((lineage.get("config") or {}).items()),
-        "package_rows": sorted((lineage.get("package_versions") or {}).items()),
-        "merge_job": version.merge_job,
-        "tab": "models",
-    })
+    return render(
+        request,
+        "tuning/model_detail.html",
+        {
+            "version": version,
+            "lineage": lineage,
+            "config_rows": sorted((lineage.get("config") or {}).items()),
+            "package_rows": sorted((lineage.get("package_versions") or {}).items()),
+            "merge_job": version.merge_job,
+            "tab": "models",
+        },
+    )
 
 
 def _zip_response(folder: Any, filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(zip_folder(folder, arcroot=filename.removesuffix(".zip")),
-                                     content_type="application/zip")
+    response = StreamingHttpResponse(
+        zip_folder(folder, arcroot=filename.removesuffix(".zip")), content_type="application/zip"
+    )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -225,7 +260,11 @@ def model_merged(request: HttpRequest, access: Access, version_id: int) -> HttpR
 
 @project_view(min_role=LEAD)
 def sweep_list(request: HttpRequest, access: Access) -> HttpResponse:
-    return render(request, "tuning/sweep_list.html", {"sweeps": selectors.sweeps_of_project(access.project), "tab": "sweeps"})
+    return render(
+        request,
+        "tuning/sweep_list.html",
+        {"sweeps": selectors.sweeps_of_project(access.project), "tab": "sweeps"},
+    )
 
 
 @project_view(min_role=LEAD)
@@ -258,15 +297,24 @@ def sweep_create(request: HttpRequest, access: Access) -> HttpResponse:
                 return redirect("tuning:sweep-detail", project_id=access.project.pk, sweep_id=sweep.pk)
     else:
         form = SweepForm(access.project)
-    return render(request, "tuning/sweep_form.html", {
-        "form": form, "has_base_models": BaseModel.objects.exists(), "tab": "sweeps",
-    })
+    return render(
+        request,
+        "tuning/sweep_form.html",
+        {
+            "form": form,
+            "has_base_models": BaseModel.objects.exists(),
+            "tab": "sweeps",
+        },
+    )
 
 
 def _sweep(access: Access, sweep_id: int) -> Sweep:
     return get_object_or_404(
-        Sweep.objects.select_related("job", "base_model", "best_run", "train_version__dataset", "val_version__dataset"),
-        project=access.project, pk=sweep_id,
+        Sweep.objects.select_related(
+            "job", "base_model", "best_run", "train_version__dataset", "val_version__dataset"
+        ),
+        project=access.project,
+        pk=sweep_id,
     )
 
 
@@ -276,18 +324,24 @@ def sweep_detail(request: HttpRequest, access: Access, sweep_id: int) -> HttpRes
     trials = list(sweep.trials.order_by("trial_number", "pk"))
     result = sweep.result or {}
     importance = result.get("importance") or {}
-    promoted = ModelVersion.objects.filter(training_run_id=sweep.best_run_id).first() if sweep.best_run_id else None
-    return render(request, "tuning/sweep_detail.html", {
-        "sweep": sweep,
-        "job": sweep.job,
-        "trials": trials,
-        "params": list(sweep.search_space),
-        "result": result,
-        "importance": sorted(importance.items(), key=lambda kv: -kv[1]),
-        "figs": charts.sweep_charts(trials, importance) if trials else {},
-        "promoted": promoted,
-        "tab": "sweeps",
-    })
+    promoted = (
+        ModelVersion.objects.filter(training_run_id=sweep.best_run_id).first() if sweep.best_run_id else None
+    )
+    return render(
+        request,
+        "tuning/sweep_detail.html",
+        {
+            "sweep": sweep,
+            "job": sweep.job,
+            "trials": trials,
+            "params": list(sweep.search_space),
+            "result": result,
+            "importance": sorted(importance.items(), key=lambda kv: -kv[1]),
+            "figs": charts.sweep_charts(trials, importance) if trials else {},
+            "promoted": promoted,
+            "tab": "sweeps",
+        },
+    )
 
 
 @project_view(min_role=LEAD)

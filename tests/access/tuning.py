@@ -12,24 +12,46 @@ def objects(world: Any) -> dict[str, Any]:
     from evalhub.jobs.models import Job
     from evalhub.tuning.models import BaseModel, ModelVersion, Sweep, TrainingRun
 
-    base = BaseModel.objects.create(name="access-tuning-base", source_kind="folder", path_or_id="/nonexistent")
+    base = BaseModel.objects.create(
+        name="access-tuning-base", source_kind="folder", path_or_id="/nonexistent"
+    )
     dataset = Dataset.objects.create(project=world.project, name="access tuning data")
-    version = DatasetVersion.objects.create(dataset=dataset, number=1, source="upload", content_hash="0" * 64,
-                                            row_count=0)
+    version = DatasetVersion.objects.create(
+        dataset=dataset, number=1, source="upload", content_hash="0" * 64, row_count=0
+    )
     job = Job.objects.create(project=world.project, kind="tuning.train", queue="gpu", status="succeeded")
-    run = TrainingRun.objects.create(project=world.project, name="access run", base_model=base, method="lora",
-                                     train_version=version, job=job)
+    run = TrainingRun.objects.create(
+        project=world.project,
+        name="access run",
+        base_model=base,
+        method="lora",
+        train_version=version,
+        job=job,
+    )
     adapter = artifact_dir("access", "adapter")
     (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
     merged = artifact_dir("access", "merged")
     (merged / "config.json").write_text("{}")
     model_version = ModelVersion.objects.create(
-        project=world.project, number=100, name="access tuning", base_model=base, training_run=run,
-        adapter_key=artifact_key(adapter), merged_key=artifact_key(merged),
+        project=world.project,
+        number=100,
+        name="access tuning",
+        base_model=base,
+        training_run=run,
+        adapter_key=artifact_key(adapter),
+        merged_key=artifact_key(merged),
     )
-    sweep_job = Job.objects.create(project=world.project, kind="tuning.sweep", queue="gpu", status="succeeded")
-    sweep = Sweep.objects.create(project=world.project, name="access sweep", base_model=base, train_version=version,
-                                 val_version=version, job=sweep_job)
+    sweep_job = Job.objects.create(
+        project=world.project, kind="tuning.sweep", queue="gpu", status="succeeded"
+    )
+    sweep = Sweep.objects.create(
+        project=world.project,
+        name="access sweep",
+        base_model=base,
+        train_version=version,
+        val_version=version,
+        job=sweep_job,
+    )
     return {"tuning_run": run, "tuning_version": model_version, "tuning_sweep": sweep}
 
 

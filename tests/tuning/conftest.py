@@ -58,14 +58,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def tiny_base(db: Any, tiny_model_dir: Path) -> Any:  # noqa: ARG001
+def tiny_base(db: Any, tiny_model_dir: Path) -> Any:
     from evalhub.tuning import services
     from trainer.models import ModelSource
 
-    return services.base_model_register(name="tiny-llama", source=ModelSource(kind="folder", path_or_id=str(tiny_model_dir)))
+    return services.base_model_register(
+        name="tiny-llama", source=ModelSource(kind="folder", path_or_id=str(tiny_model_dir))
+    )
 
 
-def make_version(project: Any, rows: list[dict[str, Any]], *, dataset: str = "Product copy", split: str = "") -> Any:
+def make_version(
+    project: Any, rows: list[dict[str, Any]], *, dataset: str = "Product copy", split: str = ""
+) -> Any:
     """A dataset version with these rows (dicts of Example fields), numbered after the dataset's last one."""
     from evalhub.datasets.models import Dataset, DatasetVersion, Example
 
@@ -73,12 +77,22 @@ def make_version(project: Any, rows: list[dict[str, Any]], *, dataset: str = "Pr
     number = (ds.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
     version = DatasetVersion.objects.create(
-        dataset=ds, number=number, source="upload", split_name=split, content_hash=digest, row_count=len(rows),
+        dataset=ds,
+        number=number,
+        source="upload",
+        split_name=split,
+        content_hash=digest,
+        row_count=len(rows),
         has_reference=any(r.get("reference") for r in rows),
     )
     Example.objects.bulk_create(
-        Example(version=version, index=i, prompt=r.get("prompt", ""), messages=r.get("messages"),
-                reference=r.get("reference", ""))
+        Example(
+            version=version,
+            index=i,
+            prompt=r.get("prompt", ""),
+            messages=r.get("messages"),
+            reference=r.get("reference", ""),
+        )
         for i, r in enumerate(rows)
     )
     return version

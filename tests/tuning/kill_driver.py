@@ -43,8 +43,14 @@ def setup(model_dir: str) -> dict[str, Any]:
     val = make_version(project, product_rows(6, 4), split="validation")
     base = services.base_model_register(name="tiny", source=ModelSource(kind="folder", path_or_id=model_dir))
     run = services.training_run_create(
-        project=project, user=lead, base_model=base, train_version=train, val_version=val, method="lora",
-        placement="attention", hyperparameters=KILL_HP,
+        project=project,
+        user=lead,
+        base_model=base,
+        train_version=train,
+        val_version=val,
+        method="lora",
+        placement="attention",
+        hyperparameters=KILL_HP,
     )
     folder = services.run_dir(run)
     return {

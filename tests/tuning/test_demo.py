@@ -42,7 +42,9 @@ def test_demo_step_makes_v1_base_and_v2_lora_and_is_idempotent(world: Any, setti
     # The adapter loads on the real base with PEFT and changes its outputs.
     base, tokenizer = load_base(demo_model_source(), services.model_cache_dir())
     inputs = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "Describe the desk lamp."}], add_generation_prompt=True, return_tensors="pt",
+        [{"role": "user", "content": "Describe the desk lamp."}],
+        add_generation_prompt=True,
+        return_tensors="pt",
         return_dict=True,
     )
     with torch.no_grad():
@@ -52,4 +54,6 @@ def test_demo_step_makes_v1_base_and_v2_lora_and_is_idempotent(world: Any, setti
 
     again = demo_step(world.project, world.lead, io.StringIO())
     assert again.startswith("found"), again
-    assert ModelVersion.objects.filter(project=world.project).count() == 2 and TrainingRun.objects.count() == 1
+    assert (
+        ModelVersion.objects.filter(project=world.project).count() == 2 and TrainingRun.objects.count() == 1
+    )

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,15 @@ class Cluster:
         var = tmp / "var"
         for folder in ("broker/queue", "broker/processed"):
             (var / folder).mkdir(parents=True, exist_ok=True)
-        dropped = {"DATABASE_URL", "CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER", "EVALHUB_ARTIFACT_ROOT", "DEBUG",
-                   "EVALHUB_MODE", "SECRET_KEY"}
+        dropped = {
+            "DATABASE_URL",
+            "CELERY_BROKER_URL",
+            "CELERY_TASK_ALWAYS_EAGER",
+            "EVALHUB_ARTIFACT_ROOT",
+            "DEBUG",
+            "EVALHUB_MODE",
+            "SECRET_KEY",
+        }
         self.env = {k: v for k, v in os.environ.items() if k not in dropped}
         self.env.update(
             DJANGO_SETTINGS_MODULE="evalhub.settings",
@@ -71,8 +78,13 @@ class Cluster:
 
     def driver(self, *args: str) -> dict[str, Any]:
         out = subprocess.run(
-            [sys.executable, "-m", "tests.tuning.kill_driver", *args], cwd=REPO, env=self.env, capture_output=True,
-            text=True, timeout=300, check=False,
+            [sys.executable, "-m", "tests.tuning.kill_driver", *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         assert out.returncode == 0, out.stderr[-4000:]
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -80,9 +92,29 @@ class Cluster:
     def start_worker(self, name: str) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"worker-{name}.log").open("wb")
         proc = subprocess.Popen(
-            [str(CELERY), "-A", "evalhub", "worker", "-Q", "gpu", "--concurrency", "1", "-P", "solo",
-             "--loglevel", "INFO", "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                str(CELERY),
+                "-A",
+                "evalhub",
+                "worker",
+                "-Q",
+                "gpu",
+                "--concurrency",
+                "1",
+                "-P",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "-n",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.workers[name] = proc
         return proc
@@ -123,8 +155,8 @@ def _lease_expired(job: dict[str, Any]) -> bool:
         return False
     moment = datetime.fromisoformat(expires)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment < datetime.now(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment < datetime.now(UTC)
 
 
 def test_killed_worker_run_resumes_on_another_worker_and_matches_an_uninterrupted_run(
@@ -152,11 +184,16 @@ def test_killed_worker_run_resumes_on_another_worker_and_matches_an_uninterrupte
         # A duplicate message (a broker redelivery, a second requeue) reaches the idle worker: it must not start a
         # second copy while the first worker holds a live lease.
         cluster.driver("enqueue", str(job_id))
-        wait_for(lambda: f"job {job_id} not claimable" in cluster.log(spare), "the spare worker to refuse the duplicate")
+        wait_for(
+            lambda: f"job {job_id} not claimable" in cluster.log(spare),
+            "the spare worker to refuse the duplicate",
+        )
         assert cluster.job(job_id)["attempts"] == 1
 
         wait_for(lambda: latest_checkpoint(output_dir), "a checkpoint")
-        assert cluster.job(job_id)["status"] == "running", "the run must still be going when the worker is killed"
+        assert cluster.job(job_id)["status"] == "running", (
+            "the run must still be going when the worker is killed"
+        )
         cluster.workers[runner].send_signal(signal.SIGKILL)
         cluster.workers[runner].wait(timeout=30)
         checkpoint = latest_checkpoint(output_dir)
@@ -180,7 +217,9 @@ def test_killed_worker_run_resumes_on_another_worker_and_matches_an_uninterrupte
     run = cluster.row("tuning_trainingrun", "id = ?", info["run_id"])
     assert run is not None
     history = json.loads(run["loss_history"])
-    assert [p["step"] for p in history if "train_loss" in p] == list(range(1, 401)), "no step lost or counted twice"
+    assert [p["step"] for p in history if "train_loss" in p] == list(range(1, 401)), (
+        "no step lost or counted twice"
+    )
     version = cluster.row("tuning_modelversion", "training_run_id = ?", info["run_id"])
     assert version is not None
     assert json.loads(version["lineage"])["resumed_from_step"] == killed_at
@@ -199,6 +238,8 @@ def test_killed_worker_run_resumes_on_another_worker_and_matches_an_uninterrupte
         straight = load_file(str(tmp_path / "uninterrupted" / weights / "adapter_model.safetensors"))
         assert resumed.keys() == straight.keys()
         for name in straight:
-            assert torch.allclose(resumed[name], straight[name], rtol=1e-4, atol=1e-6), f"{weights}/{name} differs"
+            assert torch.allclose(resumed[name], straight[name], rtol=1e-4, atol=1e-6), (
+                f"{weights}/{name} differs"
+            )
         # Training moved the adapter away from its initialisation (LoRA's B starts at zero).
         assert any(straight[n].abs().sum() > 0 for n in straight if "lora_B" in n)

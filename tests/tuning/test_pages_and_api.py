@@ -24,8 +24,14 @@ def form_data(base: Any, train: Any, val: Any, **overrides: Any) -> dict[str, An
     from evalhub.tuning.forms import RunForm
 
     data = {k: ("" if v is None else v) for k, v in RunForm.initial_for("lora").items()}
-    data.update(base_model=base.pk, train_version=train.pk, val_version=val.pk, placement="attention",
-                group_by_length="on", **TINY_HP)
+    data.update(
+        base_model=base.pk,
+        train_version=train.pk,
+        val_version=val.pk,
+        placement="attention",
+        group_by_length="on",
+        **TINY_HP,
+    )
     data.update(overrides)
     data.pop("bf16", None)  # an unchecked box is absent from a real POST
     return data
@@ -33,8 +39,14 @@ def form_data(base: Any, train: Any, val: Any, **overrides: Any) -> dict[str, An
 
 def trained_run(world: Any, base: Any, versions: Any, **hp: Any) -> TrainingRun:
     run = services.training_run_create(
-        project=world.project, user=world.lead, base_model=base, train_version=versions[0], val_version=versions[1],
-        method=hp.pop("method", "lora"), placement="attention", hyperparameters={**TINY_HP, **hp},
+        project=world.project,
+        user=world.lead,
+        base_model=base,
+        train_version=versions[0],
+        val_version=versions[1],
+        method=hp.pop("method", "lora"),
+        placement="attention",
+        hyperparameters={**TINY_HP, **hp},
     )
     assert execute_job(run.job.pk) == "succeeded"
     run.refresh_from_db()
@@ -62,8 +74,9 @@ def test_launch_form_shows_a_refusal_next_to_the_field(
     world: Any, tiny_base: Any, versions: Any, client_for: Any
 ) -> None:
     url = reverse("tuning:run-create", kwargs={"project_id": world.project.pk})
-    page = client_for(world.lead).post(url, form_data(tiny_base, *versions, placement="custom",
-                                                      target_modules="q_proj, attention_dense"))
+    page = client_for(world.lead).post(
+        url, form_data(tiny_base, *versions, placement="custom", target_modules="q_proj, attention_dense")
+    )
     assert page.status_code == 200
     assert "no module named 'attention_dense'" in " ".join(page.context["form"].errors["placement"])
     assert not Job.objects.exists()
@@ -116,7 +129,9 @@ def test_adapter_download_is_a_peft_folder_and_merged_export_matches_it(
     (folder,) = list(tmp_path.iterdir())
     assert (folder / "adapter_config.json").is_file()
 
-    base, tokenizer = load_base(ModelSource(kind="folder", path_or_id=str(tiny_model_dir)), tmp_path / "cache")
+    base, tokenizer = load_base(
+        ModelSource(kind="folder", path_or_id=str(tiny_model_dir)), tmp_path / "cache"
+    )
     inputs = tokenizer("Describe the backpack.", return_tensors="pt")
     with torch.no_grad():
         adapted = PeftModel.from_pretrained(base, str(folder)).eval()(**inputs).logits
@@ -134,16 +149,31 @@ def test_adapter_download_is_a_peft_folder_and_merged_export_matches_it(
         assert torch.allclose(merged(**inputs).logits, adapted, atol=1e-4)
 
 
-def test_api_create_detail_losses_cancel_and_versions(world: Any, tiny_base: Any, versions: Any, api_for: Any) -> None:
+def test_api_create_detail_losses_cancel_and_versions(
+    world: Any, tiny_base: Any, versions: Any, api_for: Any
+) -> None:
     api = api_for(world.lead)
     pid = world.project.pk
-    assert [b["name"] for b in api.get(f"/api/projects/{pid}/base-models/").json()["results"]] == ["tiny-llama"]
-    body = {"base_model": tiny_base.pk, "train_version": versions[0].pk, "val_version": versions[1].pk,
-            "method": "lora", "placement": ["q_proj", "v_proj"], "hyperparameters": TINY_HP}
-    bad = api.post(f"/api/projects/{pid}/training-runs/", {**body, "hyperparameters": {**TINY_HP, "rank": 0}},
-                   format="json")
+    assert [b["name"] for b in api.get(f"/api/projects/{pid}/base-models/").json()["results"]] == [
+        "tiny-llama"
+    ]
+    body = {
+        "base_model": tiny_base.pk,
+        "train_version": versions[0].pk,
+        "val_version": versions[1].pk,
+        "method": "lora",
+        "placement": ["q_proj", "v_proj"],
+        "hyperparameters": TINY_HP,
+    }
+    bad = api.post(
+        f"/api/projects/{pid}/training-runs/",
+        {**body, "hyperparameters": {**TINY_HP, "rank": 0}},
+        format="json",
+    )
     assert bad.status_code == 400 and "rank" in bad.json() and not Job.objects.exists()
-    foreign = api.post(f"/api/projects/{pid}/training-runs/", {**body, "train_version": 999_999}, format="json")
+    foreign = api.post(
+        f"/api/projects/{pid}/training-runs/", {**body, "train_version": 999_999}, format="json"
+    )
     assert foreign.status_code == 400 and "train_version" in foreign.json()
 
     created = api.post(f"/api/projects/{pid}/training-runs/", body, format="json")
@@ -160,16 +190,27 @@ def test_api_create_detail_losses_cancel_and_versions(world: Any, tiny_base: Any
     assert api.post(f"/api/projects/{pid}/training-runs/{run_id}/cancel/").status_code == 200
 
     # A reviewer may not launch runs (403); an outsider does not even learn the project exists (404).
-    assert api_for(world.reviewer).post(f"/api/projects/{pid}/training-runs/", body, format="json").status_code == 403
+    assert (
+        api_for(world.reviewer).post(f"/api/projects/{pid}/training-runs/", body, format="json").status_code
+        == 403
+    )
     assert api_for(world.outsider).get(f"/api/projects/{pid}/training-runs/{run_id}/").status_code == 404
 
 
-def test_api_sweep_create_and_sweep_page(world: Any, tiny_base: Any, versions: Any, api_for: Any, client_for: Any) -> None:
+def test_api_sweep_create_and_sweep_page(
+    world: Any, tiny_base: Any, versions: Any, api_for: Any, client_for: Any
+) -> None:
     pid = world.project.pk
-    body = {"name": "small", "base_model": tiny_base.pk, "train_version": versions[0].pk,
-            "val_version": versions[1].pk, "n_trials": 2, "pruner_startup_trials": 2,
-            "hyperparameters": {**TINY_HP, "placement": "attention"},
-            "search_space": {"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}}
+    body = {
+        "name": "small",
+        "base_model": tiny_base.pk,
+        "train_version": versions[0].pk,
+        "val_version": versions[1].pk,
+        "n_trials": 2,
+        "pruner_startup_trials": 2,
+        "hyperparameters": {**TINY_HP, "placement": "attention"},
+        "search_space": {"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}},
+    }
     created = api_for(world.lead).post(f"/api/projects/{pid}/sweeps/", body, format="json")
     assert created.status_code == 201, created.json()
     sweep = Sweep.objects.get()
@@ -178,12 +219,19 @@ def test_api_sweep_create_and_sweep_page(world: Any, tiny_base: Any, versions: A
     assert [t["trial_state"] for t in detail["trials"]] == ["complete", "complete"]
     assert detail["best_run"] in {t["id"] for t in detail["trials"]}
 
-    page = client_for(world.lead).get(reverse("tuning:sweep-detail", kwargs={"project_id": pid, "sweep_id": sweep.pk}))
+    page = client_for(world.lead).get(
+        reverse("tuning:sweep-detail", kwargs={"project_id": pid, "sweep_id": sweep.pk})
+    )
     assert page.status_code == 200
     assert "★ best" in page.content.decode()
     assert {"objective", "curves"} <= set(page.context["figs"])
-    promote = client_for(world.lead).post(reverse("tuning:sweep-promote", kwargs={"project_id": pid, "sweep_id": sweep.pk}))
-    assert promote.status_code == 302 and ModelVersion.objects.filter(training_run_id=detail["best_run"]).exists()
+    promote = client_for(world.lead).post(
+        reverse("tuning:sweep-promote", kwargs={"project_id": pid, "sweep_id": sweep.pk})
+    )
+    assert (
+        promote.status_code == 302
+        and ModelVersion.objects.filter(training_run_id=detail["best_run"]).exists()
+    )
 
 
 def test_schema_lists_the_tuning_api() -> None:
@@ -195,4 +243,9 @@ def test_schema_lists_the_tuning_api() -> None:
     paths = set(schema["paths"])
     assert "/api/projects/{project_id}/training-runs/{run_id}/losses/" in paths
     assert "/api/projects/{project_id}/sweeps/" in paths
-    assert json.dumps(schema["paths"]["/api/projects/{project_id}/training-runs/"]["post"]).count("TrainingRunCreate") >= 1
+    assert (
+        json.dumps(schema["paths"]["/api/projects/{project_id}/training-runs/"]["post"]).count(
+            "TrainingRunCreate"
+        )
+        >= 1
+    )

@@ -21,8 +21,14 @@ pytestmark = pytest.mark.django_db
 
 def launch(world: Any, base: Any, train: Any, val: Any, **overrides: Any) -> TrainingRun:
     kwargs: dict[str, Any] = {
-        "project": world.project, "user": world.lead, "base_model": base, "train_version": train,
-        "val_version": val, "method": "lora", "placement": "attention", "hyperparameters": dict(TINY_HP),
+        "project": world.project,
+        "user": world.lead,
+        "base_model": base,
+        "train_version": train,
+        "val_version": val,
+        "method": "lora",
+        "placement": "attention",
+        "hyperparameters": dict(TINY_HP),
     }
     kwargs.update(overrides)
     return services.training_run_create(**kwargs)
@@ -71,14 +77,18 @@ def test_method_the_architecture_cannot_take_is_refused(world: Any, versions: An
     from trainer.models import ModelSource
 
     MambaConfig(vocab_size=100, hidden_size=16, num_hidden_layers=2).save_pretrained(tmp_path)
-    mamba = services.base_model_register(name="tiny-mamba", source=ModelSource(kind="folder", path_or_id=str(tmp_path)))
+    mamba = services.base_model_register(
+        name="tiny-mamba", source=ModelSource(kind="folder", path_or_id=str(tmp_path))
+    )
     assert mamba.architecture == "MambaForCausalLM"
     errors = refused(lambda: launch(world, mamba, *versions, method="prefix", placement=None))
     assert "prefix tuning is not supported for MambaForCausalLM" in errors["method"][0]
 
 
 def test_dataset_without_answers_is_refused(world: Any, tiny_base: Any, versions: Any) -> None:
-    prompts_only = make_version(world.project, [{"prompt": "Describe the mug."}, {"prompt": "Describe the pan."}])
+    prompts_only = make_version(
+        world.project, [{"prompt": "Describe the mug."}, {"prompt": "Describe the pan."}]
+    )
     errors = refused(lambda: launch(world, tiny_base, prompts_only, versions[1]))
     assert "no reference answers" in errors["train_version"][0]
     errors = refused(lambda: launch(world, tiny_base, versions[0], prompts_only))
@@ -94,19 +104,24 @@ def test_dataset_version_of_another_project_is_refused(world: Any, tiny_base: An
 def test_launch_exports_chat_jsonl_and_queues_on_gpu(world: Any, tiny_base: Any, versions: Any) -> None:
     world.project.task_instructions = "Write one persuasive sentence."
     world.project.save()
-    chat = make_version(world.project, [
-        {"messages": [{"role": "user", "content": "Describe the lamp."}], "reference": "Warm light."},
-        {"prompt": "Describe the mug."},  # no answer: skipped and counted
-    ])
+    chat = make_version(
+        world.project,
+        [
+            {"messages": [{"role": "user", "content": "Describe the lamp."}], "reference": "Warm light."},
+            {"prompt": "Describe the mug."},  # no answer: skipped and counted
+        ],
+    )
     run = launch(world, tiny_base, chat, versions[1])
     assert run.job is not None and run.job.queue == "gpu" and run.job.kind == "tuning.train"
     assert run.status == "queued"
     lines = (artifact_from_key(run.output_key) / "data" / "train.jsonl").read_text().splitlines()
-    assert [json.loads(line)["messages"] for line in lines] == [[
-        {"role": "system", "content": "Write one persuasive sentence."},
-        {"role": "user", "content": "Describe the lamp."},
-        {"role": "assistant", "content": "Warm light."},
-    ]]
+    assert [json.loads(line)["messages"] for line in lines] == [
+        [
+            {"role": "system", "content": "Write one persuasive sentence."},
+            {"role": "user", "content": "Describe the lamp."},
+            {"role": "assistant", "content": "Warm light."},
+        ]
+    ]
     assert run.result["data"]["train"]["skipped_without_answer"] == 1
     assert run.config["rank"] == 4 and run.config["placement"] == "attention"
     # Settings not given come from the method's defaults.
@@ -130,7 +145,8 @@ def test_run_through_the_job_creates_a_version_with_lineage_and_a_loadable_adapt
     assert str(version) == f"v{version.number} LoRA"
     lineage = version.lineage
     assert [(d["role"], d["version_id"], d["content_hash"]) for d in lineage["datasets"]] == [
-        ("train", train.pk, train.content_hash), ("validation", val.pk, val.content_hash),
+        ("train", train.pk, train.content_hash),
+        ("validation", val.pk, val.content_hash),
     ]
     assert lineage["config"]["rank"] == 4 and lineage["seed"] == 42
     assert {"torch", "transformers", "peft", "python", "django"} <= set(lineage["package_versions"])
@@ -143,7 +159,9 @@ def test_run_through_the_job_creates_a_version_with_lineage_and_a_loadable_adapt
     series = services.loss_series(run)
     assert series["train"]["x"] == [1, 2, 3, 4, 5, 6] and series["val"]["x"] == [3, 6]
 
-    base, tokenizer = load_base(ModelSource(kind="folder", path_or_id=str(tiny_model_dir)), Path("/nonexistent"))
+    base, tokenizer = load_base(
+        ModelSource(kind="folder", path_or_id=str(tiny_model_dir)), Path("/nonexistent")
+    )
     inputs = tokenizer("Describe the mug.", return_tensors="pt")
     with torch.no_grad():
         before = base(**inputs).logits
@@ -207,7 +225,9 @@ def test_nan_loss_fails_the_job_with_the_reason_and_keeps_the_last_checkpoint(
         return wrapped
 
     monkeypatch.setattr(trainer.train, "_wrap", poisoned)
-    run = launch(world, tiny_base, *versions, hyperparameters={**TINY_HP, "max_steps": 10, "save_every_steps": 2})
+    run = launch(
+        world, tiny_base, *versions, hyperparameters={**TINY_HP, "max_steps": 10, "save_every_steps": 2}
+    )
     assert execute_job(run.job.pk) == "failed"
     run.refresh_from_db()
     assert run.status == "failed"

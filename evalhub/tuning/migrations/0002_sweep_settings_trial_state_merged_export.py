@@ -5,46 +5,72 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0001_initial'),
-        ('tuning', '0001_initial'),
+        ("jobs", "0001_initial"),
+        ("tuning", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='modelversion',
-            name='merge_job',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='jobs.job'),
+            model_name="modelversion",
+            name="merge_job",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="jobs.job",
+            ),
         ),
         migrations.AddField(
-            model_name='modelversion',
-            name='merged_key',
-            field=models.CharField(blank=True, help_text='artifact key of the merged export, once made', max_length=300),
+            model_name="modelversion",
+            name="merged_key",
+            field=models.CharField(
+                blank=True, help_text="artifact key of the merged export, once made", max_length=300
+            ),
         ),
         migrations.AddField(
-            model_name='sweep',
-            name='initial_trials',
-            field=models.JSONField(blank=True, default=list, help_text="parameter sets tried first (e.g. a known good config), then the sampler's"),
+            model_name="sweep",
+            name="initial_trials",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="parameter sets tried first (e.g. a known good config), then the sampler's",
+            ),
         ),
         migrations.AddField(
-            model_name='sweep',
-            name='pruner_startup_trials',
-            field=models.PositiveIntegerField(default=3, help_text='trials that always run to the end before the median pruner starts stopping bad ones'),
+            model_name="sweep",
+            name="pruner_startup_trials",
+            field=models.PositiveIntegerField(
+                default=3,
+                help_text="trials that always run to the end before the median pruner starts stopping bad ones",
+            ),
         ),
         migrations.AddField(
-            model_name='sweep',
-            name='pruner_warmup_steps',
-            field=models.PositiveIntegerField(default=0, help_text='steps before a trial may be pruned'),
+            model_name="sweep",
+            name="pruner_warmup_steps",
+            field=models.PositiveIntegerField(default=0, help_text="steps before a trial may be pruned"),
         ),
         migrations.AddField(
-            model_name='sweep',
-            name='result',
-            field=models.JSONField(blank=True, default=dict, help_text='best value and params, parameter importance'),
+            model_name="sweep",
+            name="result",
+            field=models.JSONField(
+                blank=True, default=dict, help_text="best value and params, parameter importance"
+            ),
         ),
         migrations.AddField(
-            model_name='trainingrun',
-            name='trial_state',
-            field=models.CharField(blank=True, choices=[('running', 'Running'), ('complete', 'Complete'), ('pruned', 'Pruned'), ('failed', 'Failed')], help_text="for sweep trials (they run inside the sweep's job)", max_length=10),
+            model_name="trainingrun",
+            name="trial_state",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("running", "Running"),
+                    ("complete", "Complete"),
+                    ("pruned", "Pruned"),
+                    ("failed", "Failed"),
+                ],
+                help_text="for sweep trials (they run inside the sweep's job)",
+                max_length=10,
+            ),
         ),
     ]
