@@ -32,12 +32,33 @@ def diff_segments(original: str, edited: str) -> list[tuple[Op, str]]:
         else:
             out.append((op, text))
 
+    # Raw opcodes first; then equal runs that are only whitespace between two changes are folded into the change,
+    # and each run of changes becomes one deletion followed by one insertion. Without this a rewritten sentence
+    # reads as alternating single words ("PlanterCast-iron forpan ...") instead of old text, then new text.
+    raw: list[tuple[str, str, str]] = []  # (tag, old text, new text)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        raw.append((tag, "".join(a[i1:i2]), "".join(b[j1:j2])))
+    for n, (tag, old, new) in enumerate(raw):
+        between_changes = 0 < n < len(raw) - 1 and raw[n - 1][0] != "equal" and raw[n + 1][0] != "equal"
+        if tag == "equal" and between_changes and not old.strip():
+            raw[n] = ("replace", old, new)
+    pending_old: list[str] = []
+    pending_new: list[str] = []
+
+    def flush() -> None:
+        add("delete", "".join(pending_old))
+        add("insert", "".join(pending_new))
+        pending_old.clear()
+        pending_new.clear()
+
+    for tag, old, new in raw:
         if tag == "equal":
-            add("equal", "".join(a[i1:i2]))
+            flush()
+            add("equal", old)
         else:
-            add("delete", "".join(a[i1:i2]))
-            add("insert", "".join(b[j1:j2]))
+            pending_old.append(old)
+            pending_new.append(new)
+    flush()
     return out
 
 
