@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +30,8 @@ from evalhub.tuning.models import BaseModel, ModelVersion
 from evalhub.tuning.services import base_model_source
 
 if TYPE_CHECKING:
-    from trainer.generate import DecodeSettings, Generation, Generator
-
     from evalhub.jobs.context import JobContext
+    from trainer.generate import DecodeSettings, Generation, Generator
 
 JOB_KIND = "generation.generate"
 # Outputs are written to the database after every chunk of prompts: the unit of progress and of resumption.
@@ -48,9 +47,8 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 
 def decode_settings(data: dict[str, Any]) -> DecodeSettings:
     """Build the library's DecodeSettings from JSON; a refused value raises ValidationError naming its field."""
-    from trainer.generate import DecodeSettings
-
     from trainer.errors import ConfigError
+    from trainer.generate import DecodeSettings
 
     if not isinstance(data, dict):
         raise ValidationError({"settings": "Decoding settings must be an object."})
@@ -133,13 +131,7 @@ def generation_run_create(
 # --- the loaded models ----------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Loaded:
-    generator: Generator
-    adapters: dict[str, str]  # adapter name -> folder it was loaded from
-
-
-_GENERATORS: OrderedDict[str, _Loaded] = OrderedDict()
+_GENERATORS: OrderedDict[str, Generator] = OrderedDict()
 _LOCK = threading.Lock()
 
 
@@ -154,34 +146,34 @@ def max_cached_bases() -> int:
 
 
 def generator_for(version: ModelVersion) -> tuple[Generator, str | None]:
-    """(the process-wide Generator of the version's base, the adapter name to pass to `generate`, None for the base)."""
+    """(the process-wide Generator of the version's base, the adapter name to pass to `generate`, None for the base).
+
+    The first call for a base loads it; later calls for any version on that base reuse it, attaching the version's
+    adapter once (again only if its folder changed).
+    """
     from trainer.generate import Generator
 
     base = version.base_model
     key = _base_key(base)
     with _LOCK:
-        loaded = _GENERATORS.get(key)
-        if loaded is None:
+        generator = _GENERATORS.get(key)
+        if generator is None:
             while len(_GENERATORS) >= max_cached_bases():
                 _GENERATORS.popitem(last=False)
-            loaded = _Loaded(
-                generator=Generator(
-                    base_model_source(base),
-                    cache_dir=django_settings.MODEL_CACHE_DIR,
-                    allow_downloads=django_settings.ALLOW_MODEL_DOWNLOADS,
-                ),
-                adapters={},
+            generator = Generator(
+                base_model_source(base),
+                cache_dir=django_settings.MODEL_CACHE_DIR,
+                allow_downloads=django_settings.ALLOW_MODEL_DOWNLOADS,
             )
-            _GENERATORS[key] = loaded
+            _GENERATORS[key] = generator
         _GENERATORS.move_to_end(key)
         folder = adapter_dir(version)
         if folder is None:
-            return loaded.generator, None
+            return generator, None
         name = f"mv{version.pk}"
-        if loaded.adapters.get(name) != str(folder):
-            loaded.generator.add_adapter(name, folder)
-            loaded.adapters[name] = str(folder)
-        return loaded.generator, name
+        if generator.adapters.get(name) != str(folder):
+            generator.add_adapter(name, folder)
+        return generator, name
 
 
 def generators_clear() -> None:
@@ -199,15 +191,26 @@ def _set_status(run: GenerationRun, status: str, **fields: Any) -> None:
         setattr(run, name, value)
 
 
-def outputs_store(run: GenerationRun, items: Sequence[tuple[Example, int, Generation]]) -> int:
-    """Store (example, sample index, generation) triples; existing (run, example, sample) rows are kept as they are.
+@dataclass(frozen=True)
+class Failed:
+    """A prompt the model could not generate for (the error is stored on its output rows)."""
+
+    error: str
+    prompt_tokens: int = 0
+
+
+def outputs_store(run: GenerationRun, items: Sequence[tuple[Example, int, Generation | Failed]]) -> int:
+    """Store (example, sample index, generation or failure) triples; existing (run, example, sample) rows are kept.
 
     Returns how many rows were new. `ignore_conflicts` makes a redelivered chunk a no-op at the database level too.
     """
     rows = []
     for example, sample_index, gen in items:
+        if isinstance(gen, Failed):
+            rows.append(Output(run=run, example=example, sample_index=sample_index, error=gen.error[:5000], flags=["error"]))
+            continue
         text, flags = clean_text(gen.text)
-        if getattr(gen, "finish_reason", "") == "length":
+        if gen.finish_reason == "length":
             flags.append("length")
         rows.append(
             Output(
@@ -220,6 +223,33 @@ def outputs_store(run: GenerationRun, items: Sequence[tuple[Example, int, Genera
     before = Output.objects.filter(run=run).count()
     Output.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
     return Output.objects.filter(run=run).count() - before
+
+
+def _generate_chunk(
+    generator: Generator, adapter: str | None, chunk: list[Example], decode: DecodeSettings,
+    progress: Callable[[int, int], None],
+) -> list[Generation | Failed]:
+    """The chunk's generations, prompt-major. When the batch fails (a prompt the template refuses, out of memory
+    on one very long prompt), retry prompt by prompt so one bad example becomes one failed output, not a failed run;
+    if every prompt fails on its own too, the problem is the model, and the error propagates."""
+    from trainer.errors import TrainerError
+
+    prompts = [e.chat_messages() for e in chunk]
+    try:
+        return list(generator.generate(prompts, adapter=adapter, settings=decode, progress=progress))
+    except (TrainerError, RuntimeError, ValueError):
+        out: list[Generation | Failed] = []
+        failures = 0
+        for i, prompt in enumerate(prompts):
+            try:
+                out.extend(generator.generate([prompt], adapter=adapter, settings=decode))
+            except (TrainerError, RuntimeError, ValueError) as exc:
+                failures += 1
+                out.extend([Failed(error=f"{type(exc).__name__}: {exc}")] * decode.num_samples)
+            progress(i + 1, len(prompts))
+        if failures == len(prompts):
+            raise  # the batch's own error: every prompt fails alone too, so the model is the problem
+        return out
 
 
 def _summary(run: GenerationRun, generation_seconds: float) -> dict[str, Any]:
@@ -241,7 +271,8 @@ def _summary(run: GenerationRun, generation_seconds: float) -> dict[str, Any]:
 
 
 def generation_run_execute(*, run: GenerationRun, ctx: JobContext) -> dict[str, Any]:
-    """Generate every (example, sample) of the run not stored yet. Safe to call again after a crash."""
+    """Generate every (example, sample) of the run not stored yet. Safe to call again after a crash: each chunk's
+    outputs are committed before the next chunk starts, and a resumed attempt skips what is stored."""
     from evalhub.jobs.context import JobCancelled, JobError
     from trainer.errors import TrainerError
 
@@ -251,38 +282,40 @@ def generation_run_execute(*, run: GenerationRun, ctx: JobContext) -> dict[str, 
     if problems:
         raise JobError(" ".join(problems))
     decode = decode_settings(run.settings)
-    n_samples = int(getattr(decode, "num_samples", 1) or 1)
+    n_samples = decode.num_samples
     examples = list(Example.objects.filter(version=run.eval_version).order_by("index"))
     done = set(Output.objects.filter(run=run).values_list("example_id", "sample_index"))
     todo = [e for e in examples if any((e.pk, s) not in done for s in range(n_samples))]
     total = len(examples)
     ctx.progress(total - len(todo), total, f"{total - len(todo)} of {total} prompts already done", force=True)
-    generation_seconds = float(run.summary.get("generation_seconds", 0.0)) if run.summary else 0.0
+    generation_seconds = float((run.summary or {}).get("generation_seconds", 0.0))
 
-    if todo:
-        ctx.log(f"loading {run.model_version} (base {run.model_version.base_model})")
-        try:
-            generator, adapter = generator_for(run.model_version)
-        except (TrainerError, OSError, ValueError, RuntimeError) as exc:
-            raise JobError(f"Could not load model version {run.model_version}: {exc}") from exc
     try:
+        if todo:
+            ctx.log(f"loading {run.model_version} (base {run.model_version.base_model})")
+            try:
+                generator, adapter = generator_for(run.model_version)
+            except (TrainerError, OSError, ValueError, RuntimeError) as exc:
+                raise JobError(f"Could not load model version {run.model_version}: {exc}") from exc
         for start in range(0, len(todo), CHUNK_PROMPTS):
             ctx.raise_if_cancelled()
             chunk = todo[start : start + CHUNK_PROMPTS]
             base_done = total - len(todo) + start
+            label = f"generating with {'adapter of ' + str(run.model_version) if adapter else 'the base model'}"
 
-            def on_progress(done_prompts: int, total_prompts: int, *_: Any, _base: int = base_done, _n: int = len(chunk)) -> None:
-                ctx.progress(_base + min(done_prompts, _n), total, f"generating ({adapter or 'base model'})")
+            def on_progress(
+                done_prompts: int, _total: int, _base: int = base_done, _n: int = len(chunk), _label: str = label
+            ) -> None:
+                ctx.progress(_base + min(done_prompts, _n), total, _label)
 
             began = time.perf_counter()
-            generations = generator.generate(
-                [e.chat_messages() for e in chunk], adapter=adapter, settings=decode, progress=on_progress
-            )
+            try:
+                generations = _generate_chunk(generator, adapter, chunk, decode, on_progress)
+            except (TrainerError, RuntimeError, ValueError) as exc:
+                raise JobError(f"Generation failed: {type(exc).__name__}: {exc}") from exc
             generation_seconds += time.perf_counter() - began
             if len(generations) != len(chunk) * n_samples:
-                raise JobError(
-                    f"the generator returned {len(generations)} outputs for {len(chunk)} prompts x {n_samples} samples"
-                )
+                raise JobError(f"the generator returned {len(generations)} outputs for {len(chunk)} prompts x {n_samples} samples")
             items = [
                 (example, s, generations[i * n_samples + s])
                 for i, example in enumerate(chunk)

@@ -86,3 +86,22 @@ def test_failed_run_shows_its_reason(world: Any, eval_version: Any, client_for: 
         reverse("generation:detail", kwargs={"project_id": world.project.pk, "run_id": run.pk})
     ).content.decode()
     assert "This run failed" in html and "weights missing" in html
+
+
+def test_launch_form_queues_a_run_and_shows_refusals_next_to_the_field(
+    world: Any, base_version: Any, eval_version: Any, client_for: Any
+) -> None:
+    from evalhub.generation.models import GenerationRun
+
+    url = reverse("generation:list", kwargs={"project_id": world.project.pk})
+    data = {"model_version": base_version.pk, "eval_version": eval_version.pk, "do_sample": "false", "temperature": 1.0,
+            "top_p": 1.0, "max_new_tokens": 16, "seed": 0, "num_samples": 1, "batch_size": 8}
+    client = client_for(world.lead)
+    response = client.post(url, {**data, "num_samples": 3})  # several samples need sampling
+    assert response.status_code == 200 and not GenerationRun.objects.exists()
+    assert response.context["form"].errors["num_samples"][0].startswith("several samples per prompt need sampling")
+    response = client.post(url, {**data, "do_sample": "true", "top_p": 1.5})
+    assert "top_p" in response.context["form"].errors
+    response = client.post(url, data)
+    run = GenerationRun.objects.get()
+    assert response.status_code == 302 and run.settings["max_new_tokens"] == 16 and run.job.queue == "gpu"
