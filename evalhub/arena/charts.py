@@ -51,7 +51,7 @@ def matrix_heatmap(names: list[str], z: list[list[float | None]], *, title: str,
     fig.update_yaxes(autorange="reversed")
     size = max(300, 90 + 60 * len(names))
     return figure_json(fig, title=title, height=size, margin={"l": 160, "r": 20, "t": 40, "b": 110},
-                       xaxis_title="opponent (column)", yaxis_title="row")
+                       xaxis_title="opponent (column)", yaxis_title="version (row)")
 
 
 def pairwise_whiskers(rows: list[dict[str, Any]], *, title: str = "P(row version beats the other) with 95 % interval") -> dict[str, Any]:
@@ -74,6 +74,7 @@ def slices_forest(names: list[str], slices: list[Any], *, title: str) -> dict[st
     """One whiskered dot per (slice value, version), grouped by slice value."""
     fig = go.Figure()
     values = [s.value for s in slices]
+    bounds = [x for s in slices if not s.board.empty for x in (*s.board.low, *s.board.high) if _ok(x)]
     for i, name in enumerate(names):
         xs, ys, hi, lo = [], [], [], []
         for s in slices:
@@ -85,11 +86,20 @@ def slices_forest(names: list[str], slices: list[Any], *, title: str) -> dict[st
             hi.append(b.high[i] - b.ratings[i])
             lo.append(b.ratings[i] - b.low[i])
         fig.add_trace(go.Scatter(
-            x=xs, y=ys, mode="markers", name=name, marker={"size": 9, "color": PALETTE[i % len(PALETTE)]},
+            x=xs, y=ys, mode="markers", name=name, orientation="h",
+            marker={"size": 9, "color": PALETTE[i % len(PALETTE)]},
             error_x={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo, "thickness": 1.5, "width": 4},
         ))
     fig.add_vline(x=1000, line_dash="dot", line_color="#aaa")
-    fig.update_layout(scattermode="group")
-    return figure_json(fig, title=title, height=max(260, 80 + 30 * len(values) * max(1, len(names)) // 2),
-                       margin={"l": 180, "r": 20, "t": 40, "b": 40}, xaxis_title="rating (Elo scale)",
+    fig.update_layout(scattermode="group", scattergap=0.35)
+    fig.update_yaxes(autorange="reversed")
+    return figure_json(fig, title=title, height=max(280, 90 + 22 * len(values) * max(1, len(names))),
+                       margin={"l": 180, "r": 20, "t": 40, "b": 40},
+                       xaxis={"title": "rating (Elo scale)",
+                              **({"range": _padded(min(bounds), max(bounds))} if bounds else {})},
                        legend={"orientation": "h", "y": -0.15})
+
+
+def _padded(lo: float, hi: float) -> list[float]:
+    pad = max(5.0, 0.05 * (hi - lo))
+    return [min(lo, 1000.0) - pad, max(hi, 1000.0) + pad]

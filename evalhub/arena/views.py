@@ -204,17 +204,19 @@ def leaderboard(request: HttpRequest, access: Access, campaign_id: int) -> HttpR
     b = lb.board
     figures: dict[str, Any] = {}
     pair_rows = lb.pair_rows()
+    pct = f"{100 * campaign.confidence:g}"
     if not b.empty:
-        figures["fig-ratings"] = charts.ratings_forest(names, b)
+        figures["fig-ratings"] = charts.ratings_forest(names, b, title=f"Rating (Elo scale) with {pct} % interval")
         figures["fig-winrate"] = charts.matrix_heatmap(
             names, b.win_rate, title="Observed win rate of row against column (ties count half)", fmt=".0%",
             colorscale="RdBu", zmid=0.5, zmin=0, zmax=1)
         figures["fig-battles"] = charts.matrix_heatmap(
-            names, [[float(x) for x in row] for row in b.battles], title="Battles (votes) between row and column",
-            fmt=".0f", colorscale="Blues")
-        figures["fig-pairs"] = charts.pairwise_whiskers(pair_rows)
+            names, [[None if i == j else float(x) for j, x in enumerate(row)] for i, row in enumerate(b.battles)],
+            title="Battles (votes) between row and column",
+            fmt=".0f", colorscale="Blues", zmin=0, zmax=max(1, max(max(row) for row in b.battles)))
+        figures["fig-pairs"] = charts.pairwise_whiskers(pair_rows, title=f"P(X beats Y) with {pct} % interval")
     if lb.slices:
-        figures["fig-slices"] = charts.slices_forest(names, lb.slices, title=f"Ratings by {lb.slice_attribute}")
+        figures["fig-slices"] = charts.slices_forest(names, lb.slices, title=f"Ratings by {lb.slice_attribute}, {pct} % intervals")
     slice_tables = [
         {"value": s.value, "n_votes": s.n_votes, "board": s.board,
          "cells": [{"rating": s.board.ratings[c.index], "low": s.board.low[c.index], "high": s.board.high[c.index],

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import F
+
 from evalhub.arena import services
-from evalhub.arena.models import Campaign
+from evalhub.arena.models import Assignment, Campaign, Comparison, Contestant, Vote
 from evalhub.datasets.models import Dataset, DatasetVersion, Example, VersionSource
 from evalhub.generation.models import GenerationRun, Output, RunStatus
 from evalhub.tuning.models import BaseModel, ModelVersion
@@ -66,3 +70,30 @@ def campaign(project: Any, ev: Eval, user: Any = None, **options: Any) -> Campai
     opts = services.CampaignOptions(name=options.pop("name", "Shelf copy"), seed=options.pop("seed", 7), **options)
     return services.campaign_create(project=project, user=user, runs=ev.runs, options=opts, max_prompts=max_prompts,
                                     annotators=annotators)
+
+
+def simulate_campaign_votes(c: Any, truth: list[float], *, seed: int = 0, tie_rate: float = 0.0,
+                            both_bad_rate: float = 0.0, users: list[Any], per_comparison: int = 1) -> None:
+    """`per_comparison` votes per comparison from a Bradley-Terry world with known Elo ratings, stored as votes of
+    distinct annotators (with their assignments and the comparisons' counters, as the services would)."""
+    rng = random.Random(seed)
+    index = dict(Contestant.objects.filter(campaign=c).values_list("pk", "index"))
+    votes, assignments = [], []
+    for comp in Comparison.objects.filter(campaign=c).select_related("left", "right"):
+        li, ri = index[comp.left.contestant_id], index[comp.right.contestant_id]
+        p_left = 1 / (1 + 10 ** ((truth[ri] - truth[li]) / 400))
+        for user in rng.sample(users, per_comparison):
+            u = rng.random()
+            choice = "tie" if u < tie_rate else "both_bad" if u < tie_rate + both_bad_rate else (
+                "a" if rng.random() < p_left else "b")
+            a = Assignment(campaign=c, comparison=comp, annotator=user, status="voted", served_at=c.created_at,
+                           expires_at=c.created_at)
+            assignments.append(a)
+            votes.append(Vote(campaign=c, comparison=comp, annotator=user, choice=choice,
+                              seconds_spent=round(rng.uniform(6, 40), 1)))
+    Assignment.objects.bulk_create(assignments)
+    for v, a in zip(votes, assignments):
+        v.assignment = a
+    Vote.objects.bulk_create(votes)
+    for comp_id, n in Counter(v.comparison_id for v in votes).items():
+        Comparison.objects.filter(pk=comp_id).update(n_votes=F("n_votes") + n, n_taken=F("n_taken") + n)

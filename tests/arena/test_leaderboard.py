@@ -4,7 +4,6 @@ known simulated strengths."""
 from __future__ import annotations
 
 import math
-import random
 from typing import Any
 
 import numpy as np
@@ -15,33 +14,10 @@ from sklearn.linear_model import LogisticRegression
 from evalhub.arena import ratings, selectors
 from evalhub.arena.models import Assignment, Comparison, Contestant, Vote
 from evalhub.stats import simulate_votes, votes_to_arrays
-from tests.arena.factories import campaign, eval_with_runs
+from tests.arena.factories import campaign, eval_with_runs, simulate_campaign_votes
 
 pytestmark = pytest.mark.django_db
 ELO = 400 / math.log(10)
-
-
-def simulate_campaign_votes(c: Any, truth: list[float], *, seed: int = 0, tie_rate: float = 0.0,
-                            both_bad_rate: float = 0.0, users: list[Any]) -> None:
-    """One vote per comparison from a Bradley-Terry world with known Elo ratings, stored as annotators' votes."""
-    rng = random.Random(seed)
-    index = dict(Contestant.objects.filter(campaign=c).values_list("pk", "index"))
-    votes, assignments = [], []
-    for comp in Comparison.objects.filter(campaign=c).select_related("left", "right"):
-        li, ri = index[comp.left.contestant_id], index[comp.right.contestant_id]
-        p_left = 1 / (1 + 10 ** ((truth[ri] - truth[li]) / 400))
-        u = rng.random()
-        choice = "tie" if u < tie_rate else "both_bad" if u < tie_rate + both_bad_rate else (
-            "a" if rng.random() < p_left else "b")
-        user = users[rng.randrange(len(users))]
-        a = Assignment(campaign=c, comparison=comp, annotator=user, status="voted", served_at=c.created_at,
-                       expires_at=c.created_at)
-        assignments.append(a)
-        votes.append(Vote(campaign=c, comparison=comp, annotator=user, choice=choice))
-    Assignment.objects.bulk_create(assignments)
-    for v, a in zip(votes, assignments):
-        v.assignment = a
-    Vote.objects.bulk_create(votes)
 
 
 def reference_ratings(c: Any) -> np.ndarray:
