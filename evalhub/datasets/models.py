@@ -30,6 +30,11 @@ class VersionSource(models.TextChoices):
     DEMO = "demo", "Demo data"
 
 
+class VersionKind(models.TextChoices):
+    EXAMPLES = "examples", "Examples (prompt, reference)"
+    PREFERENCE = "preference", "Preference pairs (prompt, chosen, rejected)"
+
+
 class DatasetVersion(models.Model):
     """Immutable. Every training run, export and metric run names the exact version it used."""
 
@@ -37,6 +42,7 @@ class DatasetVersion(models.Model):
     number = models.PositiveIntegerField()
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     source = models.CharField(max_length=20, choices=VersionSource.choices)
+    kind = models.CharField(max_length=20, choices=VersionKind.choices, default=VersionKind.EXAMPLES)
     split_name = models.CharField(max_length=20, blank=True, help_text="train / validation / eval when made by a split")
     content_hash = models.CharField(max_length=64, db_index=True)
     row_count = models.PositiveIntegerField()
@@ -77,7 +83,8 @@ class Example(models.Model):
     external_id = models.CharField(max_length=200, blank=True)
     prompt = models.TextField(blank=True)
     messages = models.JSONField(null=True, blank=True)
-    reference = models.TextField(blank=True)
+    reference = models.TextField(blank=True, help_text="the target answer; in preference versions, the chosen one")
+    rejected = models.TextField(blank=True, help_text="preference versions only: the rejected answer")
     label = models.CharField(max_length=200, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
     source_line = models.PositiveIntegerField(null=True, blank=True)
