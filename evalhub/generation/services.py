@@ -145,6 +145,13 @@ def max_cached_bases() -> int:
     return max(1, int(getattr(django_settings, "GENERATION_CACHED_BASES", 1)))
 
 
+def _device() -> str | None:
+    """The GPU on a GPU worker (the `gpu` queue's whole point); None leaves the model where it was loaded (CPU)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else None
+
+
 def generator_for(version: ModelVersion) -> tuple[Generator, str | None]:
     """(the process-wide Generator of the version's base, the adapter name to pass to `generate`, None for the base).
 
@@ -164,6 +171,7 @@ def generator_for(version: ModelVersion) -> tuple[Generator, str | None]:
                 base_model_source(base),
                 cache_dir=django_settings.MODEL_CACHE_DIR,
                 allow_downloads=django_settings.ALLOW_MODEL_DOWNLOADS,
+                device=_device(),
             )
             _GENERATORS[key] = generator
         _GENERATORS.move_to_end(key)

@@ -31,6 +31,9 @@ N_RESAMPLES = 2000
 SEED = 0  # fixed, so a page shows the same interval every time it is opened
 SCORE_COLUMNS = ["output_id", "example_id", "sample_index", "metric", "value"]
 MISSING_SLICE = "(missing)"
+# Below this many pairs a percentile bootstrap is far too narrow (with 3 pairs it calls almost any difference
+# "significant"), so the page shows the delta and interval but declines to give a verdict.
+MIN_PAIRS_FOR_VERDICT = 10
 
 
 @dataclass(frozen=True)
@@ -54,14 +57,25 @@ class MetricComparison:
     n_unmatched: int  # outputs present in only one of the two runs
 
     @property
+    def testable(self) -> bool:
+        return self.comparison.n >= MIN_PAIRS_FOR_VERDICT and not math.isnan(self.comparison.p_value)
+
+    @property
     def significant(self) -> bool:
-        return self.comparison.significant
+        return self.testable and self.comparison.significant
+
+    @property
+    def p_text(self) -> str:
+        p = self.comparison.p_value
+        if math.isnan(p):
+            return "–"
+        return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
     @property
     def verdict(self) -> str:
         c = self.comparison
-        if math.isnan(c.p_value):
-            return "not enough paired examples to test"
+        if not self.testable:
+            return f"too few pairs to tell ({c.n} < {MIN_PAIRS_FOR_VERDICT})"
         if not c.significant:
             return "difference is not significant"
         return "difference is significant: B is higher" if c.delta > 0 else "difference is significant: B is lower"

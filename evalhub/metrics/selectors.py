@@ -140,6 +140,6 @@ def comparison_dict(row: aggregates.MetricComparison) -> dict[str, Any]:
     return {
         "metric": row.metric, "slice": row.slice_value, "mean_a": _num(c.mean_a), "mean_b": _num(c.mean_b),
         "delta": _num(c.delta), "low": _num(c.low), "high": _num(c.high), "p_value": _num(c.p_value),
-        "confidence": c.confidence, "significant": c.significant, "verdict": row.verdict, "n_pairs": c.n,
+        "confidence": c.confidence, "significant": row.significant, "verdict": row.verdict, "n_pairs": c.n,
         "n_dropped": c.n_dropped, "n_unmatched": row.n_unmatched, "method": c.method,
     }

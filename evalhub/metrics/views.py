@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 
 from evalhub.generation.models import GenerationRun, RunStatus
 from evalhub.metrics import charts, selectors, services, trust
-from evalhub.metrics.aggregates import MetricAggregate, MetricComparison
+from evalhub.metrics.aggregates import MIN_PAIRS_FOR_VERDICT, MetricAggregate, MetricComparison
 from evalhub.metrics.export import FORMATS, export_response
 from evalhub.metrics.forms import CompareForm, MetricRunForm
 from evalhub.metrics.models import MetricRun
@@ -123,7 +123,7 @@ def version_detail(request: HttpRequest, access: Access, version_id: int) -> Htt
 @project_view(min_role=Role.LEAD)
 def compare(request: HttpRequest, access: Access) -> HttpResponse:
     form = CompareForm(request.GET or None, project=access.project)
-    context: dict[str, Any] = {"form": form}
+    context: dict[str, Any] = {"form": form, "min_pairs": MIN_PAIRS_FOR_VERDICT}
     if request.GET and form.is_valid():
         a, b = form.cleaned_data["a"], form.cleaned_data["b"]
         slice_by = form.cleaned_data.get("slice") or None

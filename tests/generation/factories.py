@@ -19,15 +19,17 @@ PRODUCTS = [
 
 
 def make_eval_version(project: Any, *, references: bool = True, rows: list[dict[str, Any]] | None = None,
-                      name: str = "Eval set") -> Any:
+                      name: str = "Eval set", repeat: int = 1) -> Any:
+    """An eval split of the six products (`repeat` times: example i is product i % 6; audience alternates)."""
     from evalhub.datasets.models import Dataset, DatasetVersion, Example
 
     if rows is None:
-        rows = [
-            {"prompt": f"Describe the {item} in one sentence.", "reference": ref if references else "",
-             "attributes": {"category": cat, "audience": "adults" if i % 2 else "kids"}}
-            for i, (item, cat, ref) in enumerate(PRODUCTS)
-        ]
+        rows = []
+        for i in range(len(PRODUCTS) * repeat):
+            item, cat, ref = PRODUCTS[i % len(PRODUCTS)]
+            suffix = f" (take {i // len(PRODUCTS) + 1})" if repeat > 1 else ""
+            rows.append({"prompt": f"Describe the {item} in one sentence.{suffix}", "reference": ref if references else "",
+                         "attributes": {"category": cat, "audience": "adults" if i % 2 else "kids"}})
     dataset, _ = Dataset.objects.get_or_create(project=project, name=name)
     number = (dataset.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
     version = DatasetVersion(

@@ -11,12 +11,13 @@ from tests.generation import factories
 
 @pytest.fixture
 def eval_version(world: Any) -> Any:
-    return factories.make_eval_version(world.project)
+    """Twelve examples: enough pairs for a comparison verdict (see aggregates.MIN_PAIRS_FOR_VERDICT)."""
+    return factories.make_eval_version(world.project, repeat=2)
 
 
 @pytest.fixture
 def two_runs(world: Any, eval_version: Any) -> tuple[Any, Any]:
-    """Generation runs of version A and version B over the same 6-example eval set."""
+    """Generation runs of version A and version B over the same 12-example eval set."""
     from evalhub.tuning.models import BaseModel
 
     base = BaseModel.objects.create(name="metrics-base", source_kind="folder", path_or_id="/nonexistent")

@@ -115,8 +115,14 @@ def test_comparison_per_slice_matches_a_comparison_of_that_slice_alone() -> None
 
 def test_too_few_pairs_say_so_instead_of_a_verdict() -> None:
     [row] = compare(frame([(1, 0, "bleu", 0.1)]), frame([(1, 0, "bleu", 0.9)]), n_resamples=100)
-    assert math.isnan(row.comparison.p_value)
-    assert row.verdict == "not enough paired examples to test"
+    assert math.isnan(row.comparison.p_value) and row.p_text == "–"
+    assert row.verdict == "too few pairs to tell (1 < 10)"
+    # Three pairs with a clear gap: the bootstrap p is tiny, but three pairs cannot support a verdict.
+    a = frame([(e, 0, "bleu", 0.1 + 0.01 * e) for e in range(3)])
+    b = frame([(e, 0, "bleu", 0.6 + 0.01 * e) for e in range(3)])
+    [row] = compare(a, b, n_resamples=200)
+    assert row.comparison.p_value < 0.05 and not row.significant
+    assert row.verdict == "too few pairs to tell (3 < 10)"
 
 
 def test_slice_labels_and_sliceable_attributes() -> None:

@@ -12,8 +12,8 @@ from django.urls import reverse
 from evalhub.stats import bootstrap_ci, paired_bootstrap_test
 from tests.generation import factories
 
-A = [0.10, 0.20, 0.15, 0.30, 0.25, 0.20]
-B = [0.60, 0.70, 0.65, 0.80, 0.75, 0.72]
+A = [0.10, 0.20, 0.15, 0.30, 0.25, 0.20, 0.12, 0.22, 0.18, 0.28, 0.26, 0.21]
+B = [0.60, 0.70, 0.65, 0.80, 0.75, 0.72, 0.62, 0.71, 0.66, 0.78, 0.74, 0.70]
 
 
 def test_outputs_are_paged_filtered_and_carry_scores(world: Any, two_runs: Any, api_for: Any) -> None:
@@ -22,9 +22,9 @@ def test_outputs_are_paged_filtered_and_carry_scores(world: Any, two_runs: Any, 
     url = reverse("api-output-list", kwargs={"project_id": world.project.pk, "run_id": run_a.pk})
     api = api_for(world.lead)
     body = api.get(url, {"limit": 4}).json()
-    assert body["count"] == 6 and len(body["results"]) == 4 and body["next"]
+    assert body["count"] == 12 and len(body["results"]) == 4 and body["next"]
     body = api.get(url, {"attr": "category", "value": "office", "metric_run": metric_run.pk, "sort": "rougeL", "order": "desc"}).json()
-    assert [(r["example_index"], r["scores"]["rougeL"]) for r in body["results"]] == [(4, 0.25), (5, 0.20)]
+    assert [(r["example_index"], r["scores"]["rougeL"]) for r in body["results"]] == [(10, 0.26), (4, 0.25), (11, 0.21), (5, 0.20)]
     assert body["results"][0]["attributes"] == {"category": "office", "audience": "kids"}
 
 
@@ -51,7 +51,7 @@ def test_compare_endpoint(world: Any, two_runs: Any, api_for: Any) -> None:
     assert (row["delta"], row["low"], row["high"], row["p_value"]) == pytest.approx(
         (expected.delta, expected.low, expected.high, expected.p_value)
     )
-    assert row["significant"] is True and row["n_pairs"] == 6
+    assert row["significant"] is True and row["n_pairs"] == 12
     assert api_for(world.lead).get(url, {"a": ma.pk}).status_code == 400
 
 

@@ -20,6 +20,12 @@ REFERENCE_FREE = ["output_length"]
 CHEAP = ["rouge1", "rouge2", "rougeL", "bleu", "chrf", "exact_match", "token_f1", "output_length"]
 
 
+@pytest.fixture
+def eval_version(world: Any) -> Any:
+    """The six products, one output each (ODD)."""
+    return factories.make_eval_version(world.project)
+
+
 def _gen_run(world: Any, eval_version: Any, texts: list[str]) -> Any:
     from evalhub.tuning.models import BaseModel
 

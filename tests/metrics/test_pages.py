@@ -14,8 +14,9 @@ from django.urls import reverse
 from evalhub.stats import bootstrap_ci, paired_bootstrap_test
 from tests.generation import factories
 
-A = [0.10, 0.20, 0.15, 0.30, 0.25, 0.20]
-B = [0.60, 0.70, 0.65, 0.80, 0.75, 0.72]
+A = [0.10, 0.20, 0.15, 0.30, 0.25, 0.20, 0.12, 0.22, 0.18, 0.28, 0.26, 0.21]
+B = [0.60, 0.70, 0.65, 0.80, 0.75, 0.72, 0.62, 0.71, 0.66, 0.78, 0.74, 0.70]
+SPORT = [2, 3, 8, 9]  # example indices whose category is "sport"
 
 
 def test_run_page_shows_means_with_intervals_and_links_to_outputs(world: Any, two_runs: Any, client_for: Any) -> None:
@@ -32,14 +33,14 @@ def test_run_page_shows_means_with_intervals_and_links_to_outputs(world: Any, tw
     [section] = sections
     assert {r["row"].slice_value for r in section["slices"]} == {"home", "sport", "office"}
     sport = next(r for r in section["slices"] if r["row"].slice_value == "sport")
-    assert sport["row"].estimate.value == pytest.approx((A[2] + A[3]) / 2)
+    assert sport["row"].estimate.value == pytest.approx(sum(A[i] for i in SPORT) / 4)
     # The number links to exactly the outputs behind it: that slice, sorted by that metric.
     link = urlparse(sport["url"])
     query = parse_qs(link.query)
     assert link.path == reverse("generation:detail", kwargs={"project_id": world.project.pk, "run_id": run_a.pk})
     assert query == {"metric_run": [str(metric_run.pk)], "sort": ["rougeL"], "order": ["asc"], "attr": ["category"], "value": ["sport"]}
     outputs = client_for(world.lead).get(sport["url"])
-    assert sorted(r["output"].example.index for r in outputs.context["rows"]) == [2, 3]
+    assert sorted(r["output"].example.index for r in outputs.context["rows"]) == SPORT
     assert "plotly/plotly.min.js" in html and 'data-figure="fig-overview"' in html
 
 
@@ -54,20 +55,21 @@ def test_version_page_shows_its_latest_metric_run(world: Any, two_runs: Any, cli
 
 def test_comparison_page_shows_delta_interval_p_and_verdict(world: Any, two_runs: Any, client_for: Any) -> None:
     run_a, run_b = two_runs
-    ma = factories.make_metric_run(run_a, {"rougeL": A, "output_length": [2.0] * 6})
-    mb = factories.make_metric_run(run_b, {"rougeL": B, "output_length": [2.0] * 6})
+    ma = factories.make_metric_run(run_a, {"rougeL": A, "output_length": [2.0] * 12})
+    mb = factories.make_metric_run(run_b, {"rougeL": B, "output_length": [2.0] * 12})
     url = reverse("metrics:compare", kwargs={"project_id": world.project.pk})
     response = client_for(world.lead).get(url, {"a": ma.pk, "b": mb.pk, "slice": "audience"})
     html = response.content.decode()
     expected = paired_bootstrap_test(A, B, n_resamples=2000, seed=0)
     assert f"{expected.delta:.4f}" in html
     assert f"[{expected.low:.4f}, {expected.high:.4f}]" in html
-    assert f"{expected.p_value:.3f}" in html
+    assert expected.p_value < 0.001 and "&lt; 0.001" in html
     assert "difference is significant: B is higher" in html
     assert "difference is not significant" in html  # output_length is identical
     rouge = next(s for s in response.context["sections"] if s["metric"] == "rougeL")
     kids = next(r for r in rouge["slices"] if r["row"].slice_value == "kids")
-    assert kids["row"].comparison.delta == pytest.approx(sum(B[i] - A[i] for i in (0, 2, 4)) / 3)
+    assert kids["row"].comparison.delta == pytest.approx(sum(B[i] - A[i] for i in range(0, 12, 2)) / 6)
+    assert kids["row"].verdict == "too few pairs to tell (6 < 10)"  # a clear gap, but only six pairs
     assert 'data-figure="fig-compare"' in html
 
 
@@ -75,8 +77,9 @@ def test_comparison_of_runs_on_different_eval_sets_is_refused(world: Any, two_ru
     run_a, _ = two_runs
     other_set = factories.make_eval_version(world.project, name="Other set")
     other = factories.make_run_with_outputs(world.project, run_a.model_version, other_set, ["x"] * 6)
+    other_scores = B[:6]
     ma = factories.make_metric_run(run_a, {"rougeL": A})
-    mo = factories.make_metric_run(other, {"rougeL": B})
+    mo = factories.make_metric_run(other, {"rougeL": other_scores})
     html = client_for(world.lead).get(
         reverse("metrics:compare", kwargs={"project_id": world.project.pk}), {"a": ma.pk, "b": mo.pk}
     ).content.decode()
@@ -86,7 +89,7 @@ def test_comparison_of_runs_on_different_eval_sets_is_refused(world: Any, two_ru
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_export_holds_the_stored_scores(world: Any, two_runs: Any, client_for: Any, fmt: str) -> None:
     run_a, _ = two_runs
-    values = [0.5, None, 0.25, 1.0, 0.0, 0.125]
+    values = [0.5, None, 0.25, 1.0, 0.0, 0.125] * 2
     metric_run = factories.make_metric_run(run_a, {"chrf": values})
     response = client_for(world.lead).get(
         reverse("metrics:export", kwargs={"project_id": world.project.pk, "metric_run_id": metric_run.pk}), {"file_format": fmt}
@@ -95,10 +98,10 @@ def test_export_holds_the_stored_scores(world: Any, two_runs: Any, client_for: A
     assert f'metric-run-{metric_run.pk}-scores.{fmt}' in response["Content-Disposition"]
     body = b"".join(response.streaming_content)
     frame = pd.read_csv(io.BytesIO(body)) if fmt == "csv" else pd.read_parquet(io.BytesIO(body))
-    assert len(frame) == 6
+    assert len(frame) == 12
     got = frame.sort_values("example_index")["score.chrf"].tolist()
-    assert got[0] == 0.5 and math.isnan(got[1]) and got[2:] == [0.25, 1.0, 0.0, 0.125]
-    assert frame.sort_values("example_index")["attr.category"].tolist() == ["home", "home", "sport", "sport", "office", "office"]
+    assert got[0] == 0.5 and math.isnan(got[1]) and got[2:6] == [0.25, 1.0, 0.0, 0.125]  # no value stays empty
+    assert frame.sort_values("example_index")["attr.category"].tolist() == ["home", "home", "sport", "sport", "office", "office"] * 2
     assert set(frame["model_version"]) == {str(run_a.model_version)}
 
 
@@ -125,7 +128,7 @@ def test_trust_page_shows_correlations_when_ratings_exist(world: Any, two_runs: 
     monkeypatch.setattr(trust, "human_ratings_for_outputs", lambda project: ratings)
     response = client_for(world.lead).get(reverse("metrics:trust", kwargs={"project_id": world.project.pk}))
     [cell] = response.context["cells"]
-    assert (cell.metric, cell.criterion, cell.n) == ("rougeL", "accuracy", 6)
+    assert (cell.metric, cell.criterion, cell.n) == ("rougeL", "accuracy", 12)
     assert "τ" in response.content.decode()
 
 
