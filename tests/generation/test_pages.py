@@ -27,6 +27,7 @@ def test_outputs_are_escaped_and_odd_outputs_render(world: Any, eval_version: An
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
     assert "<script>alert(" not in html and "<img src=x" not in html
     assert "full text (100000 characters)" in html
+    assert "(empty output)" in html
     assert "z" * 100_000 not in html  # clipped in the list ...
     huge = run.outputs.get(example__index=2)
     detail = client_for(world.lead).get(

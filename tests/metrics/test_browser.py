@@ -35,6 +35,7 @@ def test_charts_draw_and_markup_stays_text(world: Any, page: Any, login: Any, si
     page.goto(f"{site}/p/{world.project.pk}/metrics/runs/{ma.pk}/?slice=category")
     page.wait_for_selector('[data-figure="fig-overview"][data-drawn="1"]')
     assert page.locator("[data-figure][data-drawn='1']").count() >= 3  # overview, distributions, slice bars
+    page.screenshot(path="/tmp/evalhub-metric-run.png", full_page=True)
     page.goto(f"{site}/p/{world.project.pk}/metrics/compare/?a={ma.pk}&b={mb.pk}&slice=audience")
     page.wait_for_selector('[data-figure="fig-compare"][data-drawn="1"]')
     assert "difference is significant: B is higher" in page.inner_text("table.comparison")
@@ -43,4 +44,5 @@ def test_charts_draw_and_markup_stays_text(world: Any, page: Any, login: Any, si
     page.goto(f"{site}/p/{world.project.pk}/generation/{run_a.pk}/")
     assert "onerror=" in page.inner_text("table.outputs")  # shown as text ...
     assert page.title() != "owned"  # ... never run
+    page.screenshot(path="/tmp/evalhub-outputs.png", full_page=True)
     assert page.js_errors == []
