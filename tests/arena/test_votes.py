@@ -115,7 +115,7 @@ def test_late_vote_is_kept_while_a_slot_is_free_and_refused_once_it_was_given_aw
     later = timezone.now() + timedelta(minutes=11)
     services.assignments_expire(c, later)
     assert Comparison.objects.get().n_taken == 0
-    vote, created = services.vote_submit(campaign=c, user=world.annotator, token=a.comparison.token, choice="a")
+    _vote, created = services.vote_submit(campaign=c, user=world.annotator, token=a.comparison.token, choice="a")
     assert created and Comparison.objects.get().n_taken == 1
 
     ev2 = eval_with_runs(world.project, n_examples=1, n_versions=2)

@@ -35,8 +35,8 @@ PRODUCTS = [
 STYLES = [
     "{name}. It is good. Buy it.",
     "Meet the {name}: {facts}. Built to last and easy to love, it brings quiet craftsmanship to everyday life.",
-    "The {name} combines {facts}. Whether you are styling a new space or refreshing an old one, it fits right in "
-    "— and it is made to be used for years.",
+    ("The {name} combines {facts}. Whether you are styling a new space or refreshing an old one, it fits right in "
+     "— and it is made to be used for years."),
     "{name} — {facts}. A dependable choice.",
 ]
 
