@@ -29,7 +29,7 @@ def test_demo_step_makes_v1_base_and_v2_lora_and_is_idempotent(world: Any, setti
     make_version(world.project, product_rows(0, 24), split="train")
     make_version(world.project, product_rows(3, 6), split="validation")
     out = io.StringIO()
-    # `make demo` trains 40 steps; 12 keep this test (one CPU thread, real 135M model) to about a minute.
+    # `make demo` trains 24 steps of long rows; 12 steps of short ones keep this test (real 135M model) shorter.
     summary = demo_step(world.project, world.lead, out, max_steps=12)
     assert "v1 base" in summary and "v2 LoRA" in summary, summary + out.getvalue()
 
