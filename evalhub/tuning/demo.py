@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from evalhub.datasets.models import DatasetVersion
 from evalhub.jobs.models import FINISHED, JobStatus
+from evalhub.jobs.services import jobs_requeue_stale
 from evalhub.jobs.tasks import execute_job
 from evalhub.projects.models import Project
 from evalhub.tuning import services
@@ -92,6 +93,11 @@ def demo_step(
     found = ModelVersion.objects.filter(training_run=run).first() if run is not None else None
     if found is not None:
         return ", ".join([f"made {m}" for m in made] + [f"found {v1} and {found}"])
+    if run is not None and run.job is not None and run.job.status == JobStatus.RUNNING:
+        # An earlier demo cut short left the job "running" under a dead lease: the stale-job sweep (what the beat
+        # runs every minute) hands it on, or fails it once it has used up its attempts.
+        jobs_requeue_stale()
+        run.job.refresh_from_db()
     if run is None or run.job is None or run.job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
         train, val = _split(project, "train"), _split(project, "validation")
         if train is None:
