@@ -185,3 +185,23 @@ def test_a_model_that_fails_every_prompt_fails_the_run(world: Any, base_version:
     assert run.status == RunStatus.FAILED
     assert run.error.startswith("Generation failed: GenerationError: prompt too long")
     assert not run.outputs.exists()
+
+
+def test_api_creates_a_run_and_names_a_bad_setting(world: Any, base_version: Any, eval_version: Any, api_for: Any) -> None:
+    from django.urls import reverse
+
+    url = reverse("api-generation-run-list", kwargs={"project_id": world.project.pk})
+    api = api_for(world.lead)
+    bad = api.post(url, {"model_version": base_version.pk, "eval_version": eval_version.pk,
+                         "settings": {"temperature": "hot"}}, format="json")
+    assert bad.status_code == 400 and "must be a number" in bad.json()["temperature"][0]
+    unknown = api.post(url, {"model_version": base_version.pk, "eval_version": eval_version.pk,
+                             "settings": {"beam_width": 4}}, format="json")
+    assert unknown.status_code == 400 and "beam_width" in unknown.json()
+    created = api.post(url, {"model_version": base_version.pk, "eval_version": eval_version.pk,
+                             "settings": {"max_new_tokens": 5}}, format="json")
+    assert created.status_code == 201
+    body = created.json()
+    assert body["status"] == "queued" and body["job"]["kind"] == "generation.generate"
+    assert body["settings"]["max_new_tokens"] == 5 and body["settings"]["do_sample"] is False
+    assert api_for(world.reviewer).get(url).status_code == 403  # model identity: leads only
