@@ -13,6 +13,7 @@ ACCENT = "#2454c5"
 WARN = "#b06000"
 BAD = "#b3261e"
 OK = "#137333"
+MAX_BARS = 20
 
 
 def _histogram(dist: dict[str, Any], title: str, unit: str) -> dict[str, Any]:
@@ -42,6 +43,21 @@ def _bars(labels: list[str], values: list[int], *, title: str, colors: list[str]
     return figure_json(fig, title=title, yaxis_title=yaxis_title, xaxis_type="category")
 
 
+def _overview(items: list[tuple[str, int]], n: int) -> dict[str, Any]:
+    """Horizontal bars, one per kind of problem, so every label reads level; zero rows show as a green tick."""
+    labels = [k for k, _ in items][::-1]  # plotly draws the first category at the bottom
+    values = [v for _, v in items][::-1]
+    shown = [max(v, n * 0.004) for v in values]  # a sliver for 0, so "nothing here" is visible too
+    fig = go.Figure(go.Bar(
+        y=labels, x=shown, orientation="h", marker_color=[BAD if v else OK for v in values],
+        text=[f"{v:,}" for v in values], textposition="outside", cliponaxis=False,
+        hovertext=[f"{k}: {v:,} of {n:,} rows" for k, v in zip(labels, values, strict=True)], hoverinfo="text",
+    ))
+    return figure_json(fig, title=f"Rows affected, of {n:,}", xaxis_title="rows", yaxis_type="category",
+                       height=max(220, 34 * len(items) + 90), margin={"l": 170, "r": 40, "t": 40, "b": 45},
+                       xaxis_range=[0, max(max(values, default=0), 1) * 1.15])
+
+
 def report_figures(report: dict[str, Any]) -> dict[str, Any]:
     """{key: figure JSON}; keys: overview, prompt_length, reference_length, labels, leakage, coverage (a list)."""
     figs: dict[str, Any] = {}
@@ -64,9 +80,7 @@ def report_figures(report: dict[str, Any]) -> dict[str, Any]:
     overlap = report.get("overlap")
     if overlap:
         overview.append(("leaked (vs compared)", overlap["leaked_rows"]))
-    figs["overview"] = _bars([k for k, _ in overview], [v for _, v in overview],
-                             title=f"Rows affected, of {n:,}",
-                             colors=[BAD if v else OK for _, v in overview])
+    figs["overview"] = _overview(overview, n)
 
     for field in ("prompt", "reference"):
         lengths = (report.get("lengths") or {}).get(field)
@@ -80,14 +94,20 @@ def report_figures(report: dict[str, Any]) -> dict[str, Any]:
 
     coverage = []
     for name, cov in (report.get("coverage") or {}).items():
-        values = list(cov["values"])
+        values = list(cov["values"])  # most common first
         counts = [cov["values"][v]["count"] for v in values]
         colors = [WARN if cov["values"][v]["under_represented"] else ACCENT for v in values]
+        title = f"Coverage of {name}"
+        if len(values) > MAX_BARS:
+            # A free-text attribute (materials, say) has more values than a chart can name: show the commonest.
+            title = f"Coverage of {name}: the {MAX_BARS} commonest of {len(values)} values"
+            values, counts, colors = values[:MAX_BARS], counts[:MAX_BARS], colors[:MAX_BARS]
         if cov.get("missing"):
             values.append("")
             counts.append(cov["missing"])
             colors.append(BAD)
-        coverage.append({"id": f"fig-coverage-{len(coverage) + 1}", "name": name, "figure": _bars(values, counts, title=f"Coverage of {name}", colors=colors),
+        coverage.append({"id": f"fig-coverage-{len(coverage) + 1}", "name": name,
+                         "figure": _bars(values, counts, title=title, colors=colors),
                          "under": cov.get("under_represented", []), "missing": cov.get("missing", 0)})
     figs["coverage"] = coverage
 

@@ -306,23 +306,36 @@ def _value_counts(examples: Sequence[ingest.Example], attribute: str) -> dict[st
 
 
 def quality_report_request(
-    *, version: DatasetVersion, user: AbstractBaseUser | None, compare_to: DatasetVersion | None = None
+    *, version: DatasetVersion, user: AbstractBaseUser | None, compare_to: DatasetVersion | None = None,
+    run_now: bool = False,
 ) -> QualityReport:
-    """Create the report row and its job; the job runs after the surrounding transaction commits."""
+    """Create the report row and its job. The job goes to a worker once the surrounding transaction commits, or,
+    with `run_now` (the demo loader, small versions), runs here through the same job mechanism before returning."""
+    from evalhub.jobs.models import Job
+    from evalhub.jobs.registry import get_kind
     from evalhub.jobs.services import job_create
+    from evalhub.jobs.tasks import execute_job
 
     if compare_to is not None:
         if compare_to.dataset.project_id != version.dataset.project_id:
             raise ValidationError({"compare_to": "Compare only with a version of the same project."})
         if compare_to.pk == version.pk:
             raise ValidationError({"compare_to": "Compare with a different version."})
+    params = {"version_id": version.pk, "compare_to_id": compare_to.pk if compare_to else None}
     with transaction.atomic():
-        job = job_create(
-            project=version.dataset.project, kind=QUALITY_JOB_KIND, created_by=user,
-            params={"version_id": version.pk, "compare_to_id": compare_to.pk if compare_to else None},
-            message="Waiting for a worker",
-        )
-        return QualityReport.objects.create(version=version, compare_to=compare_to, job=job)
+        if run_now:
+            job = Job.objects.create(project=version.dataset.project, kind=QUALITY_JOB_KIND, created_by=user,
+                                     queue=get_kind(QUALITY_JOB_KIND).queue, params=params, message="Running here")
+        else:
+            job = job_create(project=version.dataset.project, kind=QUALITY_JOB_KIND, created_by=user, params=params)
+        report = QualityReport.objects.create(version=version, compare_to=compare_to, job=job)
+    if run_now:
+        execute_job(job.pk)
+        report.refresh_from_db()
+        job.refresh_from_db()
+        if job.status != "succeeded":
+            raise RuntimeError(f"quality report job {job.pk} ended {job.status}: {job.error}")
+    return report
 
 
 def quality_report_compute(*, report: QualityReport, progress: Callable[[int, int, str], None] | None = None

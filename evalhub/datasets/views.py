@@ -172,10 +172,17 @@ def dataset_upload(request: HttpRequest, access: Access) -> HttpResponse:
     return _render_upload(request, context, status=400)
 
 
-def _value_counts(version: DatasetVersion, name: str) -> list[tuple[str, int]]:
+TOP_VALUES = 8
+
+
+def _value_counts(version: DatasetVersion, name: str) -> dict[str, Any]:
+    """The commonest values of an attribute, and how many values and rows the rest come to."""
     rows = (version.examples.annotate(v=KeyTextTransform(name, "attributes")).values("v")
             .annotate(n=Count("id")).order_by("-n", "v"))
-    return [(r["v"] or "", r["n"]) for r in rows[:30]]
+    top = [(r["v"] or "", r["n"]) for r in rows[:TOP_VALUES]]
+    n_values = rows.count()
+    shown = sum(n for _, n in top)
+    return {"top": top, "more_values": max(0, n_values - len(top)), "more_rows": version.row_count - shown}
 
 
 @project_view()
@@ -204,8 +211,10 @@ def version_detail(request: HttpRequest, access: Access, version_id: int) -> Htt
             rebalance_form=RebalanceForm(version=version, prefix="rebalance"),
             quality_form=QualityForm(version=version, prefix="quality",
                                      initial={"compare_to": _default_compare(version)}),
-            queue_form=CurationQueueForm(prefix="queue", initial={"name": f"Review {version}",
-                                                                  "sample_size": min(version.row_count, 50)}),
+            queue_form=CurationQueueForm(prefix="queue", initial={
+                "name": f"Review {version}", "sample_size": min(version.row_count, 50),
+                "label_choices": ", ".join(r["label"] for r in labels if r["label"]) if len(labels) <= 9 else "",
+            }),
         )
     return render(request, "datasets/version.html", context)
 
