@@ -4,8 +4,17 @@ from evalhub.reviews.models import Adjudication, Campaign, Criterion, Rubric, Ru
 
 
 class CriterionInline(admin.TabularInline):
+    """Read-only: criteria change only through `rubric_update`, which versions them (campaigns cache them too)."""
+
     model = Criterion
     extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
 
 
 @admin.register(Rubric)

@@ -43,12 +43,9 @@ class _CampaignMixin(ProjectScopedMixin):
             raise PermissionDenied("You are not among this campaign's annotators.")
         return campaign
 
-    def next_payload(self, campaign: Campaign) -> dict[str, Any]:
-        assignment = services.assignment_next(campaign=campaign, user=self.access.user)
-        item = None
-        if assignment is not None:
-            assignment = selectors.assignment_for(campaign, self.access.user, assignment.token)
-            item = selectors.rating_view(assignment, campaign).as_api() if assignment else None
+    def next_payload(self, campaign: Campaign, *, known_free: bool = False) -> dict[str, Any]:
+        assignment = services.assignment_next(campaign=campaign, user=self.access.user, known_free=known_free)
+        item = selectors.rating_view(assignment, campaign).as_api() if assignment is not None else None
         return {"item": item, "progress": _progress(selectors.progress_for(campaign, self.access.user))}
 
 
@@ -90,7 +87,7 @@ class RatingSubmitAPI(_CampaignMixin, APIView):
         )
         body = {
             "rating": {"assignment": data.get("assignment"), "created": result.created, "revised": result.revised},
-            **self.next_payload(campaign),
+            **self.next_payload(campaign, known_free=result.was_active),
         }
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from evalhub.projects.access import Access
-from evalhub.projects.models import Project
+from evalhub.projects.models import Membership, Project
 from evalhub.reviews.models import (
     AdjudicatedValue,
     Adjudication,
@@ -34,7 +36,7 @@ from evalhub.reviews.models import (
     Rubric,
     Scale,
 )
-from evalhub.reviews.services import campaign_annotator_ids
+from evalhub.reviews.services import campaign_annotator_ids, campaign_criteria
 
 RATINGS_FRAME_COLUMNS = ["output_id", "criterion", "value", "annotator_id", "adjudicated"]
 
@@ -48,13 +50,26 @@ def rubrics_of(project: Project) -> QuerySet[Rubric]:
 
 
 def campaign_get(access: Access, campaign_id: int) -> Campaign:
+    """The campaign, with `may_rate` for the current user worked out in the same query (see campaign_may_rate)."""
+    listed = Campaign.annotators.through.objects.filter(campaign_id=OuterRef("pk"))
+    grouped = Campaign.groups.through.objects.filter(campaign_id=OuterRef("pk"))
     campaign = (
         Campaign.objects.filter(project=access.project, pk=campaign_id)
         .select_related("rubric_version__rubric")
+        .annotate(
+            _has_listed=Exists(listed), _has_groups=Exists(grouped),
+            _me_listed=Exists(listed.filter(user_id=access.user.pk)),
+            _me_grouped=Exists(grouped.filter(group__user=access.user.pk)),
+        )
         .first()
     )
     if campaign is None:
         raise Http404("No such campaign")
+    # The chokepoint already made sure the user is a member of the project.
+    campaign.may_rate = (  # type: ignore[attr-defined]
+        (not campaign._has_listed and not campaign._has_groups)  # type: ignore[attr-defined]
+        or campaign._me_listed or campaign._me_grouped  # type: ignore[attr-defined]
+    )
     return campaign
 
 
@@ -76,7 +91,7 @@ def campaigns_for(access: Access) -> list[Campaign]:
 
 
 def criteria_of(campaign: Campaign) -> list[Criterion]:
-    return list(campaign.rubric_version.criteria.all())
+    return campaign_criteria(campaign)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -102,16 +117,39 @@ class Progress:
         return 100.0 * min(self.mine, self.my_share) / self.my_share
 
 
+_T = {
+    "assignment": Assignment._meta.db_table,
+    "rating": Rating._meta.db_table,
+    "item": CampaignItem._meta.db_table,
+    "listed": Campaign.annotators.through._meta.db_table,
+    "grouped": Campaign.groups.through._meta.db_table,
+    "user_groups": get_user_model().groups.through._meta.db_table,
+    "membership": Membership._meta.db_table,
+}
+# One round trip: ratings by this annotator, non-gold ratings in the campaign, and how many people may rate it
+# (chosen annotators and members of chosen groups who are project members; 0 = open to every member).
+PROGRESS_SQL = """
+SELECT
+  (SELECT COUNT(*) FROM {assignment} WHERE campaign_id = %s AND annotator_id = %s AND status = 'submitted'),
+  (SELECT COUNT(*) FROM {rating} WHERE campaign_id = %s),
+  (SELECT COUNT(*) FROM {rating} r JOIN {item} i ON i.id = r.item_id WHERE r.campaign_id = %s AND i.is_gold),
+  (SELECT COUNT(*) FROM (
+      SELECT user_id FROM {listed} WHERE campaign_id = %s
+      UNION
+      SELECT ug.user_id FROM {user_groups} ug JOIN {grouped} cg ON cg.group_id = ug.group_id WHERE cg.campaign_id = %s
+   ) allowed JOIN {membership} m ON m.user_id = allowed.user_id AND m.project_id = %s)
+""".format(**_T)
+
+
 def progress_for(campaign: Campaign, user: AbstractBaseUser) -> Progress:
-    mine = Assignment.objects.filter(
-        campaign=campaign, annotator=user.pk, status=AssignmentStatus.SUBMITTED
-    ).count()
-    done = Rating.objects.filter(campaign=campaign, item__is_gold=False).count()
-    allowed = campaign_annotator_ids(campaign)
+    c = campaign.pk
+    with connection.cursor() as cur:
+        cur.execute(PROGRESS_SQL, [c, user.pk, c, c, c, c, campaign.project_id])
+        mine, ratings, gold_ratings, allowed = cur.fetchone()
     share = None
     if allowed:
-        share = -(-campaign.ratings_wanted // len(allowed)) + campaign.gold_count
-    return Progress(mine=mine, my_share=share, done=done, wanted=campaign.ratings_wanted)
+        share = -(-campaign.ratings_wanted // allowed) + campaign.gold_count
+    return Progress(mine=mine, my_share=share, done=ratings - gold_ratings, wanted=campaign.ratings_wanted)
 
 
 def annotator_progress(campaign: Campaign) -> list[dict[str, Any]]:
@@ -215,7 +253,8 @@ def _value_of(v: RatingValue | AdjudicatedValue) -> Any:
 def rating_view(assignment: Assignment, campaign: Campaign, criteria: list[Criterion] | None = None) -> RatingView:
     output = assignment.item.output
     example = output.example
-    rating = Rating.objects.filter(assignment=assignment).first()
+    # Only a submitted (or late, skipped) assignment can have a rating; a fresh one needs no lookup.
+    rating = None if assignment.status == AssignmentStatus.ACTIVE else Rating.objects.filter(assignment=assignment).first()
     values: dict[str, Any] = {}
     comment = ""
     corrected = None

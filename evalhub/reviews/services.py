@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter, defaultdict
+import threading
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from django.utils import timezone
 
 from evalhub.generation.models import GenerationRun, Output, RunStatus
 from evalhub.projects.models import Membership, Project
+from evalhub.reviews import fastpath
 from evalhub.reviews.models import (
     COMMENT_MAX_CHARS,
     CORRECTION_MAX_CHARS,
@@ -48,6 +50,7 @@ from evalhub.reviews.models import (
     Rubric,
     RubricVersion,
     Scale,
+    new_token,
 )
 from evalhub.reviews.rubric_templates import TEMPLATES
 from evalhub.stats import disagreement
@@ -242,6 +245,32 @@ def _criteria_write(version: RubricVersion, specs: Sequence[CriterionSpec]) -> N
     Criterion.objects.bulk_create(
         [Criterion(version=version, position=i, **s.as_fields()) for i, s in enumerate(specs, start=1)]
     )
+
+
+_CRITERIA_CACHE: OrderedDict[tuple[int, Any], list[Criterion]] = OrderedDict()
+_CRITERIA_LOCK = threading.Lock()
+_CRITERIA_CACHE_SIZE = 256
+
+
+def campaign_criteria(campaign: Campaign) -> list[Criterion]:
+    """The criteria of the campaign's pinned rubric version, cached in this process.
+
+    Safe to cache: a version a campaign uses is locked, so its criteria never change again (edits make a new
+    version). The key includes the version's creation time, so a reused primary key can never hit a stale entry.
+    """
+    version = campaign.rubric_version
+    key = (version.pk, version.created_at)
+    with _CRITERIA_LOCK:
+        hit = _CRITERIA_CACHE.get(key)
+        if hit is not None:
+            _CRITERIA_CACHE.move_to_end(key)
+            return hit
+    criteria = list(Criterion.objects.filter(version=version.pk).order_by("position"))
+    with _CRITERIA_LOCK:
+        _CRITERIA_CACHE[key] = criteria
+        while len(_CRITERIA_CACHE) > _CRITERIA_CACHE_SIZE:
+            _CRITERIA_CACHE.popitem(last=False)
+    return criteria
 
 
 def rubric_version_locked(version: RubricVersion) -> bool:
@@ -483,6 +512,10 @@ def campaign_annotator_ids(campaign: Campaign) -> set[int] | None:
 
 
 def campaign_may_rate(campaign: Campaign, user: AbstractBaseUser) -> bool:
+    """Whether this project member may rate in the campaign (`selectors.campaign_get` precomputes it)."""
+    precomputed = getattr(campaign, "may_rate", None)
+    if precomputed is not None:
+        return bool(precomputed)
     allowed = campaign_annotator_ids(campaign)
     if allowed is None:
         return getattr(user, "is_superuser", False) or Membership.objects.filter(
@@ -500,7 +533,7 @@ def campaign_set_gold(
     """
     if item.campaign_id != campaign.pk:
         raise ValidationError({"item": "That item is not part of this campaign."})
-    criteria = list(campaign.rubric_version.criteria.all())
+    criteria = campaign_criteria(campaign)
     stored: dict[str, Any] = {}
     if expected is not None:
         parsed = values_clean(criteria, expected, require_all=False)
@@ -652,49 +685,89 @@ def assignments_reclaim_expired(*, campaign: Campaign, now: datetime | None = No
     return len(changed)
 
 
-def assignment_next(*, campaign: Campaign, user: AbstractBaseUser, now: datetime | None = None) -> Assignment | None:
+def assignment_next(
+    *, campaign: Campaign, user: AbstractBaseUser, now: datetime | None = None, known_free: bool = False
+) -> Assignment | None:
     """The item this annotator should rate now: the one they hold (resume), else a new one.
 
     A new item is one with a free slot (fewer than k people hold or rated it) that this annotator never had. On
     PostgreSQL, candidates are locked with SKIP LOCKED so concurrent annotators take different rows without
     waiting; the slot is taken by a conditional UPDATE in the same transaction, and the database's constraints
     (open_slots >= 0; one assignment per item and annotator; one active assignment per annotator) hold even if two
-    requests race. Returns None when nothing is left for this annotator.
+    requests race. `known_free` skips looking for a held item (the caller just submitted the annotator's active
+    one). The returned assignment has its item, output and example loaded. Returns None when nothing is left.
     """
     if not campaign.is_open:
         return None
     now = now or timezone.now()
-    held = _held(campaign, user, now)
-    if held is not None:
-        return held
-    assignments_reclaim_expired(campaign=campaign, now=now)
-    mine = Assignment.objects.filter(item=OuterRef("pk"), annotator=user.pk)
+    if not known_free:
+        held = _held(campaign, user, now)
+        if held is not None:
+            return held
+    reclaimed = _maybe_reclaim(campaign, now)
     for _attempt in range(NEXT_ITEM_ATTEMPTS):
         try:
-            with transaction.atomic():
-                candidates = CampaignItem.objects.filter(campaign=campaign, open_slots__gt=0).filter(~Exists(mine))
-                item_id = _skip_locked(candidates.order_by("position")).values_list("pk", flat=True).first()
-                if item_id is None:
-                    return None
-                if not CampaignItem.objects.filter(pk=item_id, open_slots__gt=0).update(
-                    open_slots=F("open_slots") - 1
-                ):
-                    continue  # someone took the last slot between our read and the update (SQLite path)
-                return Assignment.objects.create(
-                    campaign=campaign, item_id=item_id, annotator=user, assigned_at=now,
-                    expires_at=now + timedelta(minutes=campaign.assignment_minutes),
-                )
+            assignment = _take_next(campaign, user, now)
         except IntegrityError:
             # The same annotator asked twice at once (their other request took an item), or this item was handed
             # to them in that other request: either way the held item is the answer, else try again.
             held = _held(campaign, user, now)
             if held is not None:
                 return held
+            continue
+        if assignment is not None:
+            return assignment
+        if reclaimed:
+            return None
+        # Nothing free: items held past their time may be all that is left; give them back and look once more.
+        reclaimed = True
+        if not assignments_reclaim_expired(campaign=campaign, now=now):
+            return None
     return None
 
 
+_RECLAIM_EVERY = timedelta(seconds=30)
+_last_reclaim: dict[int, datetime] = {}
+
+
+def _maybe_reclaim(campaign: Campaign, now: datetime) -> bool:
+    """Reclaim expired holds at most every 30 seconds per campaign and process (and always when the queue looks
+    empty, see assignment_next), so the common request does not pay for it. Returns True if it ran."""
+    last = _last_reclaim.get(campaign.pk)
+    if last is not None and abs(now - last) < _RECLAIM_EVERY:
+        return False
+    _last_reclaim[campaign.pk] = now
+    assignments_reclaim_expired(campaign=campaign, now=now)
+    return True
+
+
+def _take_next(campaign: Campaign, user: AbstractBaseUser, now: datetime) -> Assignment | None:
+    if fastpath.enabled():
+        return fastpath.take_next(
+            campaign_id=campaign.pk, user_id=user.pk, token=new_token(), now=now, minutes=campaign.assignment_minutes
+        )
+    mine = Assignment.objects.filter(item=OuterRef("pk"), annotator=user.pk)
+    with transaction.atomic():
+        candidates = CampaignItem.objects.filter(campaign=campaign, open_slots__gt=0).filter(~Exists(mine))
+        item_id = _skip_locked(candidates.order_by("position")).values_list("pk", flat=True).first()
+        if item_id is None:
+            return None
+        if not CampaignItem.objects.filter(pk=item_id, open_slots__gt=0).update(open_slots=F("open_slots") - 1):
+            raise IntegrityError("the last slot was taken meanwhile")  # retried by the caller
+        created = Assignment.objects.create(
+            campaign=campaign, item_id=item_id, annotator=user, assigned_at=now,
+            expires_at=now + timedelta(minutes=campaign.assignment_minutes),
+        )
+    created.item = CampaignItem.objects.select_related("output__example").get(pk=item_id)
+    return created
+
+
 def _held(campaign: Campaign, user: AbstractBaseUser, now: datetime) -> Assignment | None:
-    held = Assignment.objects.filter(campaign=campaign, annotator=user.pk, status=AssignmentStatus.ACTIVE).first()
+    held = (
+        Assignment.objects.filter(campaign=campaign, annotator=user.pk, status=AssignmentStatus.ACTIVE)
+        .select_related("item__output__example")
+        .first()
+    )
     if held is None:
         return None
     if held.expires_at < now + timedelta(minutes=campaign.assignment_minutes) / 2:
@@ -726,9 +799,14 @@ def assignment_skip(*, assignment: Assignment, user: AbstractBaseUser) -> bool:
 
 @dataclass(frozen=True)
 class SubmitResult:
-    rating: Rating
+    rating_id: int
     created: bool  # False: a repeat of a submit already stored (nothing changed) or a revision
     revised: bool
+    was_active: bool  # the annotator's active item was submitted, so they hold none now
+
+    @property
+    def rating(self) -> Rating:
+        return Rating.objects.get(pk=self.rating_id)
 
 
 def rating_submit(
@@ -760,13 +838,21 @@ def rating_submit(
     if corrected_text is not None:
         correction = clean_text(corrected_text, "corrected_text", max_chars=CORRECTION_MAX_CHARS, errors=errors)
     seconds = _seconds(seconds_on_item, errors)
-    criteria = list(campaign.rubric_version.criteria.all())
+    criteria = campaign_criteria(campaign)
     parsed = values_clean(criteria, values, errors=errors)
+    if not errors and campaign.is_open and correction is None and fastpath.enabled():
+        done = fastpath.first_submit(
+            campaign_id=campaign.pk, user_id=user.pk, rubric_version_id=campaign.rubric_version_id, token=token,
+            submission=submission, comment=comment, seconds=seconds, values=parsed, now=now,
+        )
+        if done is not None:
+            rating_id, item_id, count, gold = done
+            if not gold and count >= max(2, campaign.overlap):
+                _flag_first_fill(campaign, item_id)
+            return SubmitResult(rating_id, created=True, revised=False, was_active=True)
     assignment = None
     if "assignment" not in errors:
-        assignment = (
-            Assignment.objects.filter(campaign=campaign, token=token).select_related("item__output").first()
-        )
+        assignment = Assignment.objects.filter(campaign=campaign, token=token).first()
         if assignment is None or assignment.annotator_id != user.pk:
             errors["assignment"] = "This item is not assigned to you."
         elif not campaign.is_open:
@@ -776,9 +862,10 @@ def rating_submit(
 
     with transaction.atomic():
         assignment = Assignment.objects.select_for_update().select_related("item__output").get(pk=assignment.pk)
+        was_active = assignment.status == AssignmentStatus.ACTIVE
         existing = Rating.objects.filter(assignment=assignment).first()
         if existing is not None and existing.submission_token == submission:
-            return SubmitResult(existing, created=False, revised=False)
+            return SubmitResult(existing.pk, created=False, revised=False, was_active=False)
         item = assignment.item
         # Back after skipping or after the hold ran out: only if a slot is still free, else the overlap breaks.
         if assignment.status in (AssignmentStatus.SKIPPED, AssignmentStatus.EXPIRED) and not (
@@ -817,7 +904,7 @@ def rating_submit(
                 Correction.objects.filter(rating=rating).delete()
         if not item.is_gold:
             _flag_if_disagreeing(campaign, item.pk)
-    return SubmitResult(rating, created=existing is None, revised=existing is not None)
+    return SubmitResult(rating.pk, created=existing is None, revised=existing is not None, was_active=was_active)
 
 
 def _seconds(value: Any, errors: dict[str, str]) -> float:
@@ -846,10 +933,11 @@ def _agreement_value(c: Criterion, v: RatingValue | AdjudicatedValue) -> Any:
 
 def item_disagreements(campaign: Campaign, item_id: int) -> list[dict[str, Any]]:
     """Criteria whose ratings of one item spread beyond the campaign's thresholds: [{criterion, spread}]."""
-    criteria = [c for c in campaign.rubric_version.criteria.all() if c.level is not None]
+    criteria = [c for c in campaign_criteria(campaign) if c.level is not None]
     by_criterion: dict[int, list[Any]] = defaultdict(list)
-    for v in RatingValue.objects.filter(rating__item_id=item_id).select_related("criterion"):
-        by_criterion[v.criterion_id].append(_agreement_value(v.criterion, v))
+    by_id = {c.pk: c for c in criteria}
+    for v in RatingValue.objects.filter(rating__item_id=item_id, criterion_id__in=list(by_id)):
+        by_criterion[v.criterion_id].append(_agreement_value(by_id[v.criterion_id], v))
     out: list[dict[str, Any]] = []
     for c in criteria:
         ratings = [x for x in by_criterion.get(c.pk, []) if x is not None]
@@ -862,6 +950,14 @@ def item_disagreements(campaign: Campaign, item_id: int) -> list[dict[str, Any]]
         if bool(d.flagged[0]):
             out.append({"criterion": c.name, "spread": round(float(d.score[0]), 4)})
     return out
+
+
+def _flag_first_fill(campaign: Campaign, item_id: int) -> None:
+    """After the rating that filled an item (fast path, committed): check for disagreement without locks, and take
+    the locked path only when something disagrees. No adjudication can exist yet for a first fill."""
+    if item_disagreements(campaign, item_id):
+        with transaction.atomic():
+            _flag_if_disagreeing(campaign, item_id)
 
 
 def _flag_if_disagreeing(campaign: Campaign, item_id: int) -> None:
@@ -919,7 +1015,7 @@ def adjudication_resolve(
     errors: dict[str, str] = {}
     note = clean_text(note, "note", max_chars=COMMENT_MAX_CHARS, errors=errors)
     campaign = adjudication.campaign
-    criteria = list(campaign.rubric_version.criteria.all())
+    criteria = campaign_criteria(campaign)
     parsed = values_clean(criteria, values, require_all=False, errors=errors)
     by_name = {c.name: c for c in criteria}
     for entry in adjudication.criteria:

@@ -30,7 +30,13 @@ K = 3
 
 
 @pytest.mark.django_db(transaction=True)
-def test_twenty_threads_never_exceed_the_overlap(world: Any, annotators: list[Any]) -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["single-statement", "orm"])
+def test_twenty_threads_never_exceed_the_overlap(world: Any, annotators: list[Any], fast: bool, monkeypatch: Any) -> None:
+    """Both implementations of the hot path: the single-statement PostgreSQL one and the ORM one."""
+    from evalhub.reviews import fastpath
+
+    if not fast:
+        monkeypatch.setattr(fastpath, "enabled", lambda: False)
     from django.contrib.auth import get_user_model
 
     from evalhub.projects.models import Membership, Role
