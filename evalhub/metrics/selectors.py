@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
@@ -72,7 +73,24 @@ class AggregateTable:
         return [r for r in self.rows if r.metric == metric and r.slice_value is not None]
 
 
+CACHE_SECONDS = 24 * 3600
+
+
+def _cache_key(kind: str, runs: list[MetricRun], *parts: object) -> str | None:
+    """Scores of a succeeded metric run never change, so its numbers can be cached; the creation time makes the
+    key unique even where a database reuses ids."""
+    if any(r.status != RunStatus.SUCCEEDED for r in runs):
+        return None
+    ids = ":".join(f"{r.pk}@{r.created_at.timestamp()}" for r in runs)
+    return f"metrics-{kind}:{ids}:" + ":".join(str(p) for p in parts)
+
+
 def run_aggregates(metric_run: MetricRun, *, slice_by: str | None = None, n_resamples: int = aggregates.N_RESAMPLES) -> AggregateTable:
+    key = _cache_key("aggregates", [metric_run], slice_by or "", n_resamples)
+    cached = cache.get(key) if key else None
+    if cached is not None:
+        rows, names, per_output = cached
+        return AggregateTable(metric_run=metric_run, slice_by=slice_by or None, rows=rows, slice_names=names, per_output=per_output)
     scores = aggregates.load_scores(metric_run)
     attributes = aggregates.load_attributes(sorted(set(scores["example_id"].tolist())))
     names = aggregates.slice_names(attributes) if not attributes.empty else []
@@ -82,6 +100,8 @@ def run_aggregates(metric_run: MetricRun, *, slice_by: str | None = None, n_resa
     per_output = {
         m: [v for v in scores.loc[scores["metric"] == m, "value"].tolist() if not math.isnan(v)] for m in scores["metric"].unique()
     }
+    if key:
+        cache.set(key, (rows, names, per_output), CACHE_SECONDS)
     return AggregateTable(metric_run=metric_run, slice_by=slice_by or None, rows=rows, slice_names=names, per_output=per_output)
 
 
@@ -117,6 +137,11 @@ def run_comparison(
     a: MetricRun, b: MetricRun, *, slice_by: str | None = None, n_resamples: int = aggregates.N_RESAMPLES
 ) -> ComparisonTable:
     check_comparable(a, b)
+    key = _cache_key("comparison", [a, b], slice_by or "", n_resamples)
+    cached = cache.get(key) if key else None
+    if cached is not None:
+        rows, names = cached
+        return ComparisonTable(a=a, b=b, slice_by=slice_by or None, rows=rows, slice_names=names)
     scores_a, scores_b = aggregates.load_scores(a), aggregates.load_scores(b)
     example_ids = sorted(set(scores_a["example_id"].tolist()) | set(scores_b["example_id"].tolist()))
     attributes = aggregates.load_attributes(example_ids)
@@ -124,6 +149,8 @@ def run_comparison(
         raise ValidationError({"slice": f"The eval set has no attribute “{slice_by}”."})
     rows = aggregates.compare(scores_a, scores_b, attributes=attributes, slice_by=slice_by or None, n_resamples=n_resamples)
     names = aggregates.slice_names(attributes) if not attributes.empty else []
+    if key:
+        cache.set(key, (rows, names), CACHE_SECONDS)
     return ComparisonTable(a=a, b=b, slice_by=slice_by or None, rows=rows, slice_names=names)
 
 

@@ -146,3 +146,16 @@ def test_launch_form_queues_a_metric_run_and_names_bad_fields(world: Any, two_ru
     assert run.job.queue == "gpu"
     response = client.post(url, {"generation_run": two_runs[0].pk})
     assert response.status_code == 200 and "This field is required" in response.content.decode()
+
+
+def test_numbers_of_a_finished_run_are_computed_once(world: Any, two_runs: Any, django_assert_num_queries: Any) -> None:
+    from evalhub.metrics import selectors
+
+    metric_run = factories.make_metric_run(two_runs[0], {"rougeL": A})
+    first = selectors.run_aggregates(metric_run, slice_by="category")
+    with django_assert_num_queries(0):
+        again = selectors.run_aggregates(metric_run, slice_by="category")
+    assert again.rows == first.rows
+    metric_run.status = "running"  # a run still being scored is never cached
+    with django_assert_num_queries(2):
+        selectors.run_aggregates(metric_run, slice_by="category")
