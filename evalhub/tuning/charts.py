@@ -33,6 +33,9 @@ def _val_curve(run: TrainingRun) -> tuple[list[int], list[float]]:
 
 def comparison_charts(runs: Sequence[TrainingRun]) -> dict[str, dict[str, Any]]:
     names = [f"#{r.pk} {r.name}" for r in runs]
+    short = [
+        f"#{r.pk} {r.method}" for r in runs
+    ]  # axis labels; the table beside the charts has the full names
     results = [r.result or {} for r in runs]
     best = [res.get("best_val_loss") for res in results]
     share = [100 * (res.get("trainable_share") or 0) for res in results]
@@ -50,8 +53,10 @@ def comparison_charts(runs: Sequence[TrainingRun]) -> dict[str, dict[str, Any]]:
         )
     )
     return {
+        # Dots, not bars: losses of competing runs differ in the second decimal, which bars from 0 would hide.
         "val_loss": figure_json(
-            go.Figure(go.Bar(x=names, y=best)), title="Best validation loss (lower is better)"
+            go.Figure(go.Scatter(x=short, y=best, mode="markers", marker={"size": 12}, hovertext=names)),
+            title="Best validation loss (lower is better)",
         ),
         "trade_off": figure_json(
             trade_off,
@@ -59,8 +64,12 @@ def comparison_charts(runs: Sequence[TrainingRun]) -> dict[str, dict[str, Any]]:
             xaxis={"title": {"text": "trainable parameters (% of the model)"}, "type": "log"},
             yaxis={"title": {"text": "best validation loss"}},
         ),
-        "memory": figure_json(go.Figure(go.Bar(x=names, y=memory)), title="Peak memory (MiB)"),
-        "speed": figure_json(go.Figure(go.Bar(x=names, y=speed)), title="Throughput (tokens/s)"),
+        "memory": figure_json(
+            go.Figure(go.Bar(x=short, y=memory, hovertext=names)), title="Peak memory (MiB)"
+        ),
+        "speed": figure_json(
+            go.Figure(go.Bar(x=short, y=speed, hovertext=names)), title="Throughput (tokens/s)"
+        ),
         "curves": lines(
             {name: _val_curve(r) for name, r in zip(names, runs)},
             title="Validation loss during training",

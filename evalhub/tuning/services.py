@@ -353,6 +353,88 @@ def check_sft_version(
         )
 
 
+def check_preference_version(
+    project: Project, version: DatasetVersion | None, field: str, *, required: bool = True
+) -> None:
+    """DPO learns from preference versions (prompt, chosen = reference, rejected), e.g. a feedback export."""
+    from evalhub.datasets.models import VersionKind
+
+    if version is None:
+        if required:
+            raise ValidationError({field: "choose a dataset version"})
+        return
+    if version.dataset.project_id != project.pk:
+        raise ValidationError({field: "that dataset version belongs to another project"})
+    if (
+        version.kind != VersionKind.PREFERENCE
+        or not version.examples.exclude(reference="").exclude(rejected="").exists()
+    ):
+        raise ValidationError(
+            {
+                field: f"{version.label} holds no preference pairs (chosen and rejected answers); DPO needs a preference "
+                "version, such as a feedback export of arena votes"
+            }
+        )
+
+
+def export_preference_jsonl(
+    version: DatasetVersion, dest: Path, *, system_prompt: str = ""
+) -> dict[str, Any]:
+    """Write a preference version as TRL conversational preference JSONL (prompt messages, chosen, rejected)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    written = skipped = 0
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for example in version.examples.order_by("index").iterator(chunk_size=2000):
+            if not example.reference or not example.rejected or example.reference == example.rejected:
+                skipped += 1
+                continue
+            prompt = example.chat_messages()
+            if system_prompt and not any(m.get("role") == "system" for m in prompt):
+                prompt = [{"role": "system", "content": system_prompt}, *prompt]
+            row = {
+                "prompt": prompt,
+                "chosen": [{"role": "assistant", "content": example.reference}],
+                "rejected": [{"role": "assistant", "content": example.rejected}],
+            }
+            line = json.dumps(row, ensure_ascii=False) + "\n"
+            fh.write(line)
+            digest.update(line.encode("utf-8"))
+            written += 1
+    tmp.replace(dest)
+    return {
+        "version_id": version.pk,
+        "label": version.label,
+        "content_hash": version.content_hash,
+        "rows": written,
+        "skipped_without_answer": skipped,
+        "file_sha256": digest.hexdigest(),
+    }
+
+
+def _peft_type_of(method: str) -> str:
+    return {"ia3": "IA3", "prefix": "PREFIX_TUNING", "prompt": "PROMPT_TUNING"}.get(method, "LORA")
+
+
+def parent_adapter_problems(parent: ModelVersion, project: Project, method: str) -> list[str]:
+    """Why a run cannot continue `parent`'s adapter (empty when it can; a base-only parent always can)."""
+    if parent.project_id != project.pk:
+        return ["that model version belongs to another project"]
+    if parent.is_base_only:
+        return []
+    folder = artifact_from_key(parent.adapter_key)
+    config_file = folder / "adapter_config.json"
+    if not config_file.is_file():
+        return [
+            f"{parent}'s adapter files are missing from storage (or it is a full fine-tune, which has no adapter)"
+        ]
+    peft_type = str(json.loads(config_file.read_text()).get("peft_type", "")).upper()
+    if peft_type != _peft_type_of(method):
+        return [f"{parent} has a {peft_type or 'unknown'} adapter; a {method} run cannot continue it"]
+    return []
+
+
 def export_sft_jsonl(version: DatasetVersion, dest: Path, *, system_prompt: str = "") -> dict[str, Any]:
     """Write `version` as TRL conversational JSONL (system = the project's task instructions, user = prompt,
     assistant = reference). Rows without an answer are skipped and counted."""
@@ -410,9 +492,14 @@ def training_run_create(
     hyperparameters: dict[str, Any] | None = None,
     name: str = "",
     parent_version: ModelVersion | None = None,
+    objective: str = TrainingRun.Objective.SFT,
+    beta: float | None = None,
 ) -> TrainingRun:
     """Validate, export the data and queue a training run on the `gpu` queue. Raises ValidationError (keyed by
-    field) and queues nothing when the config, the base model or the data cannot work."""
+    field) and queues nothing when the config, the base model or the data cannot work.
+
+    `objective="dpo"` trains on a preference version with `trainer.dpo` (beta defaults to its DEFAULT_BETA). With a
+    `parent_version` that has an adapter, training continues that adapter (SFT and DPO alike)."""
     base_model = _check_base_model(base_model)
     errors: dict[str, list[str]] = {}
     config: TrainConfig | None = None
@@ -421,21 +508,38 @@ def training_run_create(
         config_validate(config, base_model)
     except ValidationError as exc:
         errors.update(exc.message_dict)
+    is_dpo = objective == TrainingRun.Objective.DPO
+    if objective not in TrainingRun.Objective.values:
+        errors["objective"] = [f"unknown objective {objective!r}; choose sft or dpo"]
+    check_version = check_preference_version if is_dpo else check_sft_version
     for field, chosen, required in (
         ("train_version", train_version, True),
         ("val_version", val_version, False),
     ):
         try:
-            check_sft_version(project, chosen, field, required=required)
+            check_version(project, chosen, field, required=required)
         except ValidationError as exc:
             errors.update(exc.message_dict)
-    if parent_version is not None and parent_version.project_id != project.pk:
-        errors["parent_version"] = ["that model version belongs to another project"]
+    if is_dpo:
+        from trainer.config import LORA_FAMILY
+        from trainer.dpo import DEFAULT_BETA
+
+        beta = DEFAULT_BETA if beta is None else beta
+        if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not 0 < float(beta) <= 10:
+            errors["beta"] = [f"beta must be a number in (0, 10], got {beta!r}"]
+        if config is not None and config.method not in LORA_FAMILY:
+            errors.setdefault("method", []).append("DPO trains a LoRA-family adapter (lora, dora or qlora)")
+    if parent_version is not None and (problems := parent_adapter_problems(parent_version, project, method)):
+        errors["parent_version"] = problems
     if errors or config is None:
         raise ValidationError(errors)
     assert train_version is not None
 
-    with _staged_data(project, train_version, val_version) as staged, transaction.atomic():
+    stored_config = {**config.to_dict(), **({"beta": float(beta)} if is_dpo else {})}  # type: ignore[arg-type]
+    with (
+        _staged_data(project, train_version, val_version, objective=objective) as staged,
+        transaction.atomic(),
+    ):
         run = TrainingRun.objects.create(
             project=project,
             name=(
@@ -443,8 +547,9 @@ def training_run_create(
             )[:200],
             base_model=base_model,
             parent_version=parent_version,
+            objective=objective,
             method=config.method,
-            config=config.to_dict(),
+            config=stored_config,
             train_version=train_version,
             val_version=val_version,
             result={"data": staged.data},
@@ -480,14 +585,21 @@ class _Staged:
 
 @contextlib.contextmanager
 def _staged_data(
-    project: Project, train_version: DatasetVersion, val_version: DatasetVersion | None
+    project: Project,
+    train_version: DatasetVersion,
+    val_version: DatasetVersion | None,
+    *,
+    objective: str = "sft",
 ) -> Iterator[_Staged]:
     """Export before the caller's transaction (writing a large version out must not hold the database's write
     lock); if anything fails afterwards, the files go too, wherever they were moved."""
     staging = artifact_dir("tuning", "staging", uuid.uuid4().hex)
     staged: _Staged | None = None
     try:
-        staged = _Staged(staging, _export_run_data(project, train_version, val_version, staging / "data"))
+        staged = _Staged(
+            staging,
+            _export_run_data(project, train_version, val_version, staging / "data", objective=objective),
+        )
         yield staged
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -497,12 +609,18 @@ def _staged_data(
 
 
 def _export_run_data(
-    project: Project, train_version: DatasetVersion, val_version: DatasetVersion | None, folder: Path
+    project: Project,
+    train_version: DatasetVersion,
+    val_version: DatasetVersion | None,
+    folder: Path,
+    *,
+    objective: str = "sft",
 ) -> dict[str, Any]:
     system_prompt = project.task_instructions.strip()
-    data = {"train": export_sft_jsonl(train_version, folder / "train.jsonl", system_prompt=system_prompt)}
+    export = export_preference_jsonl if objective == TrainingRun.Objective.DPO else export_sft_jsonl
+    data = {"train": export(train_version, folder / "train.jsonl", system_prompt=system_prompt)}
     if val_version is not None:
-        data["validation"] = export_sft_jsonl(val_version, folder / "val.jsonl", system_prompt=system_prompt)
+        data["validation"] = export(val_version, folder / "val.jsonl", system_prompt=system_prompt)
     data["system_prompt"] = system_prompt
     return data
 
@@ -645,9 +763,30 @@ def _train(
 
     output_dir = run_output_dir(run)
     recorder.resume_from(output_dir)
+    parent = run.parent_version
+    parent_adapter = adapter_dir(parent) if parent is not None and not parent.is_base_only else None
     try:
+        if run.objective == TrainingRun.Objective.DPO:
+            from trainer.dpo import train_dpo
+
+            settings_ = dict(run.config)
+            beta = float(settings_.pop("beta"))
+            return train_dpo(
+                TrainConfig.from_dict(settings_),
+                base=base_model_source(run.base_model),
+                parent_adapter=parent_adapter,
+                train_file=train_file,
+                val_file=val_file,
+                output_dir=output_dir,
+                cache_dir=model_cache_dir(),
+                beta=beta,
+                progress=recorder,
+                should_stop=ctx.should_stop,
+                allow_downloads=bool(settings.ALLOW_MODEL_DOWNLOADS),
+            )
         return train_sft(
             TrainConfig.from_dict(run.config),
+            init_adapter=parent_adapter,
             base=base_model_source(run.base_model),
             train_file=train_file,
             val_file=val_file,
@@ -1179,7 +1318,12 @@ def sweep_execute(sweep: Sweep, ctx: JobContext) -> dict[str, Any]:
         label = f"trial {done + 1}/{sweep.n_trials} · "
         ctx.log(f"{label}#{trial.number} {json.dumps(params)}")
 
-        def report(step: int, val_loss: float, trial: Any = trial) -> None:
+        reported: dict[str, Any] = {}
+
+        def report(
+            step: int, val_loss: float, trial: Any = trial, reported: dict[str, Any] = reported
+        ) -> None:
+            reported.update(step=step, val_loss=val_loss)
             trial.report(val_loss, step)
             if trial.should_prune():
                 raise optuna.TrialPruned(
@@ -1196,7 +1340,8 @@ def sweep_execute(sweep: Sweep, ctx: JobContext) -> dict[str, Any]:
         except optuna.TrialPruned as exc:
             recorder.flush()
             study.tell(trial, state=OptunaState.PRUNED)
-            TrainingRun.objects.filter(pk=run.pk).update(trial_state=TrialState.PRUNED)
+            run.result = {**(run.result or {}), "pruned_at": dict(reported)}
+            TrainingRun.objects.filter(pk=run.pk).update(trial_state=TrialState.PRUNED, result=run.result)
             shutil.rmtree(run_output_dir(run) / "checkpoints", ignore_errors=True)  # never resumed
             ctx.log(f"{label}pruned: {exc}")
             continue
@@ -1290,8 +1435,12 @@ def _sweep_summary(sweep: Sweep, study: Any) -> dict[str, Any]:
     return summary
 
 
+MIN_TRIALS_FOR_IMPORTANCE = 4
+
+
 def param_importance(study: Any) -> dict[str, float]:
-    """Optuna's parameter importance (fANOVA with scikit-learn, else PED-ANOVA); {} with too few trials."""
+    """Optuna's parameter importance (fANOVA with scikit-learn, else PED-ANOVA); {} below MIN_TRIALS_FOR_IMPORTANCE
+    complete trials, where a forest fitted to two or three points would rank parameters by noise."""
     import optuna
     from optuna.trial import TrialState as OptunaState
 
@@ -1301,7 +1450,7 @@ def param_importance(study: Any) -> dict[str, float]:
         for name in (complete[0].params if complete else {})
         if len({repr(t.params.get(name)) for t in complete}) > 1
     ]
-    if len(complete) < 2 or not varied:
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE or not varied:
         return {}
     evaluator: Any
     if importlib.util.find_spec("sklearn") is not None:

@@ -249,3 +249,11 @@ def test_schema_lists_the_tuning_api() -> None:
         )
         >= 1
     )
+
+
+def test_launch_form_preselects_the_newest_splits(
+    world: Any, tiny_base: Any, versions: Any, client_for: Any
+) -> None:
+    page = client_for(world.lead).get(reverse("tuning:run-create", kwargs={"project_id": world.project.pk}))
+    assert page.context["form"].initial["train_version"] == versions[0].pk
+    assert page.context["form"].initial["val_version"] == versions[1].pk

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -70,6 +71,7 @@ def test_sweep_runs_trials_prunes_the_bad_one_and_promotes_the_best(
     assert trials[2].config["learning_rate"] == 1e-7
     pruned_steps = [p["step"] for p in trials[2].loss_history if "train_loss" in p]
     assert max(pruned_steps) < 9, "a pruned trial stops before its last step"
+    assert trials[2].result["pruned_at"]["step"] == 3
     best = min((trials[0], trials[1]), key=lambda r: r.result["best_val_loss"])
     assert sweep.best_run == best
     assert sweep.result["best_value"] == pytest.approx(best.result["best_val_loss"])
@@ -116,3 +118,19 @@ def test_bad_sweep_is_refused_naming_the_field(
     errors = info.value.message_dict
     assert field in errors and any(words in m for m in errors[field]), errors
     assert Job.objects.count() == jobs and not Sweep.objects.exists()
+
+
+def test_parameter_importance_needs_enough_trials_and_finds_the_parameter_that_matters() -> None:
+    import optuna
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True)
+        trial.suggest_categorical("rank", [4, 8, 16])  # irrelevant to the objective
+        return (math.log10(lr) + 3.5) ** 2
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=services.MIN_TRIALS_FOR_IMPORTANCE - 1)
+    assert services.param_importance(study) == {}, "too few trials to rank parameters"
+    study.optimize(objective, n_trials=20)
+    importance = services.param_importance(study)
+    assert importance["learning_rate"] > importance["rank"]

@@ -51,3 +51,18 @@ def compact(value: Any) -> str:
 @register.filter
 def get(mapping: Any, key: Any) -> Any:
     return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.filter
+def param(value: Any) -> str:
+    """A searched parameter's value: floats to 4 significant digits (8.1148e-05, not 0.00008114781797321047)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+@register.filter
+def method_label(value: Any) -> str:
+    from evalhub.tuning.services import METHOD_LABELS
+
+    return METHOD_LABELS.get(str(value), str(value))
