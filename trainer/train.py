@@ -168,6 +168,16 @@ def _wrap(config: TrainConfig, model: PreTrainedModel) -> torch.nn.Module:
     return get_peft_model(model, _peft_config(config, model))
 
 
+def _continue_adapter(config: TrainConfig, model: PreTrainedModel, init_adapter: Path) -> torch.nn.Module:
+    """Retraining from feedback: train a parent's adapter further; its own rank and target modules are kept."""
+    if config.method == "full":
+        raise ConfigError("method", "a full fine-tune cannot continue an adapter")
+    from peft import PeftModel
+
+    set_seed(config.seed)  # dropout and data order, as in _wrap
+    return PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+
+
 def _count_params(model: torch.nn.Module) -> tuple[int, int]:
     if hasattr(model, "get_nb_trainable_parameters"):
         trainable, total = model.get_nb_trainable_parameters()
@@ -340,8 +350,10 @@ def train_sft(
     progress: Progress | None = None,
     should_stop: ShouldStop | None = None,
     allow_downloads: bool = False,
+    init_adapter: Path | None = None,
 ) -> TrainResult:
     """Fine-tune `base` on chat JSONL `train_file`; resume from `output_dir`'s last checkpoint if there is one.
+    With `init_adapter` (a PEFT adapter folder) training continues that adapter instead of creating a new one.
 
     Raises ConfigError before loading anything for a config that cannot work, DataError for unusable data,
     TrainingFailed for a run that breaks mid-way (NaN/inf loss, CUDA out of memory; the last good checkpoint is
@@ -375,7 +387,7 @@ def train_sft(
     per_epoch = steps_per_epoch(len(train.examples), config.batch_size, config.grad_accum)
     total_steps = config.max_steps or config.epochs * per_epoch
 
-    model = _wrap(config, model)
+    model = _wrap(config, model) if init_adapter is None else _continue_adapter(config, model, init_adapter)
     model.train()
     optimizer = _make_optimizer(config, model)
     scheduler = _make_scheduler(config, optimizer, total_steps)
@@ -386,6 +398,7 @@ def train_sft(
         "base": base.to_dict(),
         "train_sha256": _file_fingerprint(train_file),
         "val_sha256": _file_fingerprint(val_file),
+        "init_adapter": str(init_adapter) if init_adapter is not None else None,
         "package_versions": package_versions(),
     }
     state = _LoopState()
