@@ -41,6 +41,34 @@ def job_kind(name: str, *, queue: str = "default", on_failure: Callable[["Job"],
     return register
 
 
+_FINISH_LISTENERS: list[Callable[["Job"], None]] = []
+
+
+def on_job_finished(listener: Callable[["Job"], None]) -> Callable[["Job"], None]:
+    """Register `listener(job)`, called once for every job that reaches a final state (succeeded, failed, cancelled),
+    after that state is committed. Lets one job's end start the next step of a chain (the feedback app's retrain)
+    without any worker waiting. A listener must be quick and idempotent; its exceptions are logged, never raised."""
+    if listener not in _FINISH_LISTENERS:
+        _FINISH_LISTENERS.append(listener)
+    return listener
+
+
+def notify_finished(job_id: int) -> None:
+    import logging
+
+    from evalhub.jobs.models import Job
+
+    _load_all()
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return
+    for listener in list(_FINISH_LISTENERS):
+        try:
+            listener(job)
+        except Exception:  # the job's own state is final and committed; a listener must not change that
+            logging.getLogger(__name__).exception("job-finished listener %s failed for job %s", listener, job_id)
+
+
 def get_kind(name: str) -> JobKind:
     _load_all()
     try:

@@ -15,7 +15,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from evalhub.jobs.models import FINISHED, Job, JobStatus
-from evalhub.jobs.registry import get_kind
+from evalhub.jobs.registry import get_kind, notify_finished
 
 logger = logging.getLogger(__name__)
 LOG_LIMIT_CHARS = 200_000
@@ -100,14 +100,22 @@ def job_log(job_id: int, line: str) -> None:
     Job.objects.filter(pk=job_id).update(log=text)
 
 
+def _finished(job_id: int) -> None:
+    """Tell the job-finished listeners, once the final state is committed."""
+    transaction.on_commit(lambda: notify_finished(job_id))
+
+
 def job_succeed(job_id: int, owner: str, result: dict[str, Any]) -> bool:
-    return (
+    done = (
         Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, lease_owner=owner).update(
             status=JobStatus.SUCCEEDED, result=result, finished_at=timezone.now(), message="Done",
             progress_current=F("progress_total"), lease_expires_at=None,
         )
         == 1
     )
+    if done:
+        _finished(job_id)
+    return done
 
 
 def job_fail(job_id: int, owner: str | None, error: str) -> bool:
@@ -119,25 +127,30 @@ def job_fail(job_id: int, owner: str | None, error: str) -> bool:
     )
     if updated:
         _notify_failure(job_id)
+        _finished(job_id)
     return updated == 1
 
 
 def job_mark_cancelled(job_id: int, owner: str) -> bool:
-    return (
+    done = (
         Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, lease_owner=owner).update(
             status=JobStatus.CANCELLED, finished_at=timezone.now(), message="Cancelled", lease_expires_at=None
         )
         == 1
     )
+    if done:
+        _finished(job_id)
+    return done
 
 
 def job_request_cancel(job: Job) -> Job:
     """Queued jobs are cancelled at once; a running job is asked to stop and its worker ends it cleanly."""
     with transaction.atomic():
         Job.objects.filter(pk=job.pk).exclude(status__in=FINISHED).update(cancel_requested=True)
-        Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+        if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
             status=JobStatus.CANCELLED, finished_at=timezone.now(), message="Cancelled before it started"
-        )
+        ):
+            _finished(job.pk)
     job.refresh_from_db()
     return job
 
