@@ -30,7 +30,8 @@ from evalhub.stats import (
 
 DEFAULT_ROUNDS = 1000
 SLICE_ROUNDS = 500
-SCHEDULER_ROUNDS = 200
+SCHEDULER_ROUNDS = 1000
+SCHEDULER_KEPT_ROUNDS = 200  # stored with the campaign for active scheduling
 
 
 @dataclass(frozen=True)
@@ -149,10 +150,26 @@ def to_votes(
     return Votes.from_arrays(left_a, right_a, choice_a, n_models=n_models, both_bad="exclude" if both_bad_as == "exclude" else "tie")
 
 
-def fit(votes: Votes, *, n_rounds: int, seed: int, confidence: float, reg_fallback: float) -> tuple[BTBootstrap, float, bool]:
-    """Bootstrap BT fit: plain maximum likelihood when it exists, else the campaign's small ridge penalty."""
+PROBE_ROUNDS = 100
+
+
+def fit(
+    votes: Votes, *, n_rounds: int, seed: int, confidence: float, reg_fallback: float, always_reg: bool = False,
+) -> tuple[BTBootstrap, float, bool]:
+    """Bootstrap BT fit: plain maximum likelihood when it exists, else the campaign's small ridge penalty.
+
+    Plain maximum likelihood is also given up when resamples of the votes have none (a version that happens to win
+    every resampled battle): such rounds do not converge, cost a hundred Newton steps each and would stretch the
+    intervals without bound. A short probe of PROBE_ROUNDS rounds finds out. Returns (bootstrap, reg used,
+    identifiable).
+    """
     ident = identifiable(votes)
-    reg = 0.0 if ident else max(float(reg_fallback), 1e-6)
+    small = max(float(reg_fallback), 1e-6)
+    reg = small if (always_reg or not ident) else 0.0
+    if reg == 0.0 and n_rounds > PROBE_ROUNDS:
+        probe = bt_bootstrap(votes, n_rounds=PROBE_ROUNDS, seed=seed + 1, confidence=confidence, reg=0.0)
+        if probe.n_unconverged:
+            reg = small
     boot = bt_bootstrap(votes, n_rounds=n_rounds, seed=seed, confidence=confidence, reg=reg)
     return boot, reg, ident
 
@@ -215,6 +232,51 @@ def board(
         predicted=[[float(x) for x in row] for row in predicted_win_matrix(boot.ratings)],
         pairs=pairs, bias=bias, samples=boot.samples if keep_samples else None,
     )
+
+
+def look_index(battles: int, min_votes: int) -> int:
+    """Which look at a pair this is: 0 below `min_votes` battles, then 1, 2, 3... each time the battles double."""
+    m = max(1, int(min_votes))
+    return 0 if battles < m else int(math.floor(math.log2(battles / m))) + 1
+
+
+def spend_decisions(
+    samples: npt.ArrayLike,
+    battles: npt.ArrayLike,
+    *,
+    confidence: float,
+    min_votes: int,
+    looks: dict[str, int],
+    decided: set[tuple[int, int]],
+) -> tuple[set[tuple[int, int]], dict[str, int]]:
+    """Which pairs are decided, for stopping: the interval rule with its error spread over repeated looks.
+
+    Checking "the interval excludes zero" after every vote would, sooner or later, call two equal versions different
+    (each look is another chance of a 5 % error). So a pair is looked at only when its battles reach min_votes, then
+    each time they double (look j), and look j uses error (1 - confidence) / 2^j; the errors of all looks add up to
+    at most 1 - confidence (Bonferroni). A decided pair stays decided. `looks` ("i-j" -> last look taken) and
+    `decided` carry over between calls; returns the updated pair.
+    """
+    boot = np.asarray(samples, dtype=np.float64)
+    b = np.asarray(battles)
+    alpha = 1.0 - confidence
+    decided, looks = set(decided), dict(looks)
+    k = b.shape[0]
+    for i in range(k):
+        for j in range(i + 1, k):
+            if (i, j) in decided:
+                continue
+            look = look_index(int(b[i, j]), min_votes)
+            key = f"{i}-{j}"
+            if look == 0 or look <= looks.get(key, 0):
+                continue
+            looks[key] = look
+            diff = boot[:, i] - boot[:, j]
+            tail = alpha / 2 ** look / 2
+            low, high = np.quantile(diff, [tail, 1.0 - tail])
+            if low > 0 or high < 0:
+                decided.add((i, j))
+    return decided, looks
 
 
 def left_won(choice: str) -> bool | None:

@@ -379,7 +379,12 @@ def _refresh_due(n_votes: int, cached: int, has_state: bool) -> bool:
 
 
 def schedule_state(campaign: Campaign, *, force: bool = False) -> dict[str, Any]:
-    """{"n_votes", "decided": [[i, j], ...], "boot": rounds x K Elo samples} for serving; cached on the campaign."""
+    """The scheduler's cache on the campaign: {"n_votes", "decided": [[i, j], ...], "looks": {"i-j": look},
+    "boot": rounds x K Elo samples}. Refitted as votes come in (see `_refresh_due`).
+
+    "Decided" uses `ratings.spend_decisions`: the interval of the difference must exclude zero at a confidence that
+    grows with each look at the pair, so checking after every vote does not wear the campaign's confidence down.
+    """
     n_votes = Vote.objects.filter(campaign=campaign, origin=VoteOrigin.ANNOTATOR).count()
     fresh = Campaign.objects.filter(pk=campaign.pk).values("state", "state_n_votes").first() or {}
     state, cached = fresh.get("state") or {}, int(fresh.get("state_n_votes") or 0)
@@ -387,16 +392,33 @@ def schedule_state(campaign: Campaign, *, force: bool = False) -> dict[str, Any]
         return state
     k = campaign.contestants.count()
     left, right, choice, count = annotator_vote_rows(campaign)
-    b = ratings.board(
-        left, right, choice, k, count=count, both_bad_as=campaign.both_bad_as, confidence=campaign.confidence,
-        n_rounds=ratings.SCHEDULER_ROUNDS, seed=campaign.seed + n_votes, reg_fallback=campaign.reg,
-        min_votes_to_decide=max(1, campaign.min_votes_to_decide), keep_samples=True,
-    )
-    state = {
-        "n_votes": n_votes,
-        "decided": [[p.i, p.j] for p in b.pairs if p.decided],
-        "boot": np.round(b.samples, 2).tolist() if b.samples is not None else [],
-    }
+    decided = {(int(i), int(j)) for i, j in state.get("decided", [])}
+    looks = dict(state.get("looks", {}))
+    boot_kept: list[list[float]] = state.get("boot") or []
+    votes = ratings.to_votes(left, right, choice, k, both_bad_as=campaign.both_bad_as, count=count)
+    if votes.n_votes and k >= 2:
+        from evalhub.stats import battle_matrices
+
+        _wins, battles = battle_matrices(votes)
+        # A fit is needed only when some pair reaches its next look, or to rank pairs for active scheduling.
+        due = campaign.stop_when_decided and any(
+            ratings.look_index(int(battles[i, j]), campaign.min_votes_to_decide) > looks.get(f"{i}-{j}", 0)
+            for i in range(k) for j in range(i + 1, k) if (i, j) not in decided
+        )
+        if due or campaign.scheduling == Scheduling.ACTIVE:
+            # Always the small ridge here: it costs the stopping rule nothing (it only shrinks differences a
+            # little, so decisions come no sooner) and keeps every resample's fit finite and fast.
+            rounds = ratings.SCHEDULER_ROUNDS if due else ratings.SCHEDULER_KEPT_ROUNDS
+            boot, _reg, _ident = ratings.fit(votes, n_rounds=rounds, seed=campaign.seed + n_votes,
+                                             confidence=campaign.confidence, reg_fallback=campaign.reg,
+                                             always_reg=True)
+            if due:
+                decided, looks = ratings.spend_decisions(
+                    boot.samples, battles, confidence=campaign.confidence, min_votes=campaign.min_votes_to_decide,
+                    looks=looks, decided=decided,
+                )
+            boot_kept = np.round(boot.samples[: ratings.SCHEDULER_KEPT_ROUNDS], 2).tolist()
+    state = {"n_votes": n_votes, "decided": sorted([i, j] for i, j in decided), "looks": looks, "boot": boot_kept}
     Campaign.objects.filter(pk=campaign.pk).update(state=state, state_n_votes=n_votes)
     return state
 

@@ -160,3 +160,32 @@ def test_leaderboard_api(world: Any, simulated: Any, api_for: Any) -> None:
     assert np.max(np.abs(np.array(body["board"]["ratings"]) - reference_ratings(simulated))) < 0.5
     assert {s["value"] for s in body["slices"]} == {"garden", "kitchen", "toys"}
     assert body["board"]["position_bias"]["n"] > 0
+
+
+@pytest.mark.slow
+def test_stopping_rule_does_not_wear_down_its_confidence_with_repeated_looks() -> None:
+    """Two equal versions, checked after every 20 votes up to 400: the plain "interval excludes zero" rule calls
+    them different far more often than 5 % of the time; the spending rule used for stopping stays near 5 %."""
+    from evalhub.stats import Votes, bt_bootstrap
+
+    reps, plain_hits, spent_hits = 60, 0, 0
+    for rep in range(reps):
+        rng = np.random.default_rng(500 + rep)
+        outcome = rng.integers(0, 2, 400)
+        left = rng.integers(0, 2, 400)
+        plain = False
+        decided: set[tuple[int, int]] = set()
+        looks: dict[str, int] = {}
+        for n in range(20, 401, 20):
+            a, b = left[:n], 1 - left[:n]
+            votes = Votes.from_arrays(a, b, outcome[:n], n_models=2)
+            boot = bt_bootstrap(votes, n_rounds=400, seed=rep * 1000 + n)
+            plain = plain or boot.decided(0, 1)
+            battles = np.array([[0, n], [n, 0]])
+            decided, looks = ratings.spend_decisions(boot.samples, battles, confidence=0.95, min_votes=20,
+                                                     looks=looks, decided=decided)
+        plain_hits += plain
+        spent_hits += (0, 1) in decided
+    print(f"plain {plain_hits}/{reps}, spent {spent_hits}/{reps}")
+    assert spent_hits / reps <= 0.10
+    assert plain_hits >= 2 * max(spent_hits, 3)

@@ -88,26 +88,28 @@ def test_a_comparison_left_too_long_goes_to_someone_else(world: Any, ev: Eval) -
 
 
 def test_decided_pairs_stop_being_served(world: Any, annotators: Any) -> None:
-    # v1 is far better than v2 and v3 on every prompt; v2 and v3 are equal.
+    # v1 is far better than v2 and v3 on every prompt; v2 and v3 win alternately (equal).
     ev = eval_with_runs(world.project, n_examples=30, n_versions=3)
     c = campaign(world.project, ev, overlap=3, stop_when_decided=True, min_votes_to_decide=15)
     index = dict(Contestant.objects.filter(campaign=c).values_list("pk", "index"))
-    rng = random.Random(3)
+    turn = {"n": 0}
 
     def prefer_v1(comp: Comparison) -> str:
         li, ri = index[comp.left.contestant_id], index[comp.right.contestant_id]
         if 0 in (li, ri):
             return "a" if li == 0 else "b"
-        return rng.choice(["a", "b"])
+        turn["n"] += 1
+        return "a" if (li == 1) == (turn["n"] % 2 == 0) else "b"
 
-    served = vote_until_done(c, annotators(3), prefer_v1, rng)
+    served = vote_until_done(c, annotators(3), prefer_v1, random.Random(3))
     state = services.schedule_state(c, force=True)
     decided = {tuple(p) for p in state["decided"]}
     assert (0, 1) in decided and (0, 2) in decided and (1, 2) not in decided
     votes = Counter(frozenset((index[comp.pair_lo_id], index[comp.pair_hi_id])) for _, comp in served)
     total = 30 * 3
-    # The decided pairs stopped well short of their 90 possible votes; the undecided pair was served to the end.
-    assert votes[frozenset((0, 1))] < total and votes[frozenset((0, 2))] < total
+    # The decided pairs stopped at their first look (15 votes, a few more in flight); the undecided pair was served
+    # to the end.
+    assert votes[frozenset((0, 1))] < 25 and votes[frozenset((0, 2))] < 25
     assert votes[frozenset((1, 2))] == total
 
 
