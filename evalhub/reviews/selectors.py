@@ -104,7 +104,6 @@ class Progress:
     my_share: int | None  # a fair share of the campaign's ratings, when the annotators are listed
     done: int  # ratings submitted in the campaign (gold excluded)
     wanted: int  # items x k (gold excluded)
-    left_for_me: bool = True
 
     @property
     def percent(self) -> float:

@@ -804,10 +804,6 @@ class SubmitResult:
     revised: bool
     was_active: bool  # the annotator's active item was submitted, so they hold none now
 
-    @property
-    def rating(self) -> Rating:
-        return Rating.objects.get(pk=self.rating_id)
-
 
 def rating_submit(
     *,
