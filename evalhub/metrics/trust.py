@@ -10,7 +10,7 @@ rows; they are averaged here):
     criterion  str    the rubric criterion's name as shown to people (e.g. "persuasiveness")
     value      float  the rating on the criterion's numeric scale; nan / missing rows are ignored
 
-Until reviews exist it returns an empty frame with those columns, and the trust page says so.
+With no ratings yet it returns an empty frame with those columns, and the trust page says so.
 
 The computation (`trust_table`) is pure pandas + `evalhub.stats.rank_correlation`, so it is tested on synthetic
 ratings. Per (metric, criterion) it pairs each output's metric value with the mean rating of that output on the
@@ -49,10 +49,11 @@ class TrustCell:
 
 
 def human_ratings_for_outputs(project: Project) -> pd.DataFrame:
-    """Rubric ratings of `project`'s outputs as DataFrame(output_id, criterion, value). Empty until the reviews app
-    provides ratings (see the module docstring for the contract)."""
-    return pd.DataFrame({"output_id": pd.Series(dtype="int64"), "criterion": pd.Series(dtype="object"),
-                         "value": pd.Series(dtype="float64")})
+    """Rubric ratings of `project`'s outputs as DataFrame(output_id, criterion, value), from the reviews app:
+    one row per rating, an adjudicated value replacing the annotators' rows it settled, gold items left out."""
+    from evalhub.reviews.selectors import ratings_frame
+
+    return ratings_frame(project)[RATING_COLUMNS]
 
 
 def metric_values_for_outputs(project: Project) -> pd.DataFrame:
