@@ -18,6 +18,7 @@ the same outputs.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import zlib
@@ -120,7 +121,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # NaN != NaN
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ class Generator:
                 allow_downloads=allow_downloads,
             )
         if device is not None:
-            model = model.to(device)
+            model.to(torch.device(device))  # type: ignore[arg-type]  # transformers types .to() oddly
         model.eval()
         self.base_model: PreTrainedModel = model
         self.model: Any = model  # becomes a PeftModel wrapping base_model once an adapter is added
@@ -199,7 +200,7 @@ class Generator:
                     self.model = PeftModel.from_pretrained(self.base_model, str(folder), adapter_name=name)
                 else:
                     self.model.load_adapter(str(folder), adapter_name=name)
-            except Exception as exc:  # noqa: BLE001 - corrupt/mismatched files surface as many exception types
+            except Exception as exc:
                 raise ModelLoadError(f"cannot load adapter {name!r} from {folder}: {type(exc).__name__}: {exc}") from exc
             self.model.eval()
             self._adapters[name] = str(folder)
@@ -353,7 +354,7 @@ class Generator:
             kept = tokens if cut is None else tokens[:cut]
             results.append(
                 Generation(
-                    text=self.tokenizer.decode(kept, skip_special_tokens=True),
+                    text=str(self.tokenizer.decode(kept, skip_special_tokens=True)),
                     prompt_tokens=len(prompt),
                     output_tokens=len(tokens) if cut is None else cut + 1,
                     latency_s=latency,

@@ -12,7 +12,7 @@ import pytest
 import sacrebleu
 from rouge_score import rouge_scorer
 
-import trainer.metrics as metrics
+from trainer import metrics
 from trainer.metrics import MetricError, MetricResult, available_metrics, needs_reference, plan, score
 from trainer.metrics.bertscore_fast import BertScoreModelError, FastBertScorer, default_model_path
 from trainer.metrics.text import exact_match, normalize_answer, token_f1
@@ -217,7 +217,7 @@ def test_every_metric_runs_in_a_fresh_offline_process() -> None:
         "print(sorted(r))\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "bertscore" in done.stdout
 

@@ -260,7 +260,9 @@ def score(
     for module, module_names in by_module.items():
         hub = module not in MODULE_OPTIONS
         needs_refs = (not hub and METRICS[module_names[0]].needs_references) or (hub and refs is not None)
-        keep = [i for i, p in enumerate(preds) if p is not None and (not needs_refs or refs[i] is not None)]
+        keep = [
+            i for i, p in enumerate(preds) if p is not None and (refs is None or not needs_refs or refs[i] is not None)
+        ]
         kwargs: dict[str, Any] = dict(module_options.get(module, {}))
         if module == "rouge":
             kwargs["rouge_types"] = module_names
@@ -279,7 +281,7 @@ def score(
                 raw = evaluation_module.compute(**inputs, **kwargs)
         except MetricError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any module failure becomes a per-metric error for the caller
+        except Exception as exc:
             raise MetricError(module_names[0], f"{type(exc).__name__}: {exc}") from exc
         for name in module_names:
             per_kept, corpus = _hub_values(name, raw, len(keep)) if hub else (

@@ -6,6 +6,7 @@ from statistics import fmean
 
 import datasets
 import evaluate
+
 from trainer.metrics.bertscore_fast import get_scorer
 
 _DESCRIPTION = """BERTScore precision, recall and F1 of each prediction against its reference, as

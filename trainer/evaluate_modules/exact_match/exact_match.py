@@ -6,6 +6,7 @@ from statistics import fmean
 
 import datasets
 import evaluate
+
 from trainer.metrics.text import exact_match
 
 _DESCRIPTION = """1.0 when the prediction equals the reference after SQuAD normalisation (lower case, punctuation and

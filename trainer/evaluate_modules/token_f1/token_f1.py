@@ -6,6 +6,7 @@ from statistics import fmean
 
 import datasets
 import evaluate
+
 from trainer.metrics.text import token_f1
 
 _DESCRIPTION = """F1 over the bag of tokens of prediction and reference after SQuAD normalisation (the official SQuAD
