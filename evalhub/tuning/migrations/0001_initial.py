@@ -6,329 +6,112 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("datasets", "0001_initial"),
-        ("jobs", "0001_initial"),
-        ("projects", "0001_initial"),
+        ('datasets', '0001_initial'),
+        ('jobs', '0001_initial'),
+        ('projects', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="BaseModel",
+            name='BaseModel',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("name", models.CharField(max_length=200, unique=True)),
-                (
-                    "source_kind",
-                    models.CharField(
-                        choices=[
-                            ("gguf", "GGUF file"),
-                            ("folder", "Local Hugging Face folder"),
-                            ("hub", "Hugging Face Hub id (needs downloads allowed)"),
-                        ],
-                        max_length=10,
-                    ),
-                ),
-                ("path_or_id", models.CharField(max_length=500)),
-                ("gguf_file", models.CharField(blank=True, max_length=300)),
-                ("architecture", models.CharField(blank=True, max_length=100)),
-                ("parameter_count", models.BigIntegerField(blank=True, null=True)),
-                ("has_chat_template", models.BooleanField(default=True)),
-                ("notes", models.TextField(blank=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200, unique=True)),
+                ('source_kind', models.CharField(choices=[('gguf', 'GGUF file'), ('folder', 'Local Hugging Face folder'), ('hub', 'Hugging Face Hub id (needs downloads allowed)')], max_length=10)),
+                ('path_or_id', models.CharField(max_length=500)),
+                ('gguf_file', models.CharField(blank=True, max_length=300)),
+                ('architecture', models.CharField(blank=True, max_length=100)),
+                ('parameter_count', models.BigIntegerField(blank=True, null=True)),
+                ('has_chat_template', models.BooleanField(default=True)),
+                ('notes', models.TextField(blank=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                "ordering": ["name"],
+                'ordering': ['name'],
             },
         ),
         migrations.CreateModel(
-            name="ModelVersion",
+            name='ModelVersion',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("number", models.PositiveIntegerField()),
-                ("name", models.CharField(max_length=200)),
-                (
-                    "adapter_key",
-                    models.CharField(
-                        blank=True,
-                        help_text="artifact key of the PEFT adapter; blank = base only",
-                        max_length=300,
-                    ),
-                ),
-                (
-                    "lineage",
-                    models.JSONField(
-                        blank=True,
-                        default=dict,
-                        help_text="dataset versions, config, seed, package versions, code revision, params, memory, time, losses",
-                    ),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "base_model",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="versions",
-                        to="tuning.basemodel",
-                    ),
-                ),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "parent",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="children",
-                        to="tuning.modelversion",
-                    ),
-                ),
-                (
-                    "project",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="model_versions",
-                        to="projects.project",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('number', models.PositiveIntegerField()),
+                ('name', models.CharField(max_length=200)),
+                ('adapter_key', models.CharField(blank=True, help_text='artifact key of the PEFT adapter; blank = base only', max_length=300)),
+                ('lineage', models.JSONField(blank=True, default=dict, help_text='dataset versions, config, seed, package versions, code revision, params, memory, time, losses')),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('base_model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='tuning.basemodel')),
+                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='children', to='tuning.modelversion')),
+                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='model_versions', to='projects.project')),
             ],
             options={
-                "ordering": ["project_id", "-number"],
+                'ordering': ['project_id', '-number'],
             },
         ),
         migrations.CreateModel(
-            name="Sweep",
+            name='Sweep',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("name", models.CharField(max_length=200)),
-                ("base_config", models.JSONField(default=dict)),
-                ("search_space", models.JSONField(default=dict)),
-                ("n_trials", models.PositiveIntegerField(default=8)),
-                ("seed", models.IntegerField(default=0)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "base_model",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="tuning.basemodel"
-                    ),
-                ),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "job",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="sweep",
-                        to="jobs.job",
-                    ),
-                ),
-                (
-                    "project",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="sweeps",
-                        to="projects.project",
-                    ),
-                ),
-                (
-                    "train_version",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="datasets.datasetversion",
-                    ),
-                ),
-                (
-                    "val_version",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="datasets.datasetversion",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200)),
+                ('base_config', models.JSONField(default=dict)),
+                ('search_space', models.JSONField(default=dict)),
+                ('n_trials', models.PositiveIntegerField(default=8)),
+                ('seed', models.IntegerField(default=0)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('base_model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='tuning.basemodel')),
+                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('job', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='sweep', to='jobs.job')),
+                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sweeps', to='projects.project')),
+                ('train_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='datasets.datasetversion')),
+                ('val_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='datasets.datasetversion')),
             ],
             options={
-                "ordering": ["-created_at"],
+                'ordering': ['-created_at'],
             },
         ),
         migrations.CreateModel(
-            name="TrainingRun",
+            name='TrainingRun',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("name", models.CharField(max_length=200)),
-                (
-                    "objective",
-                    models.CharField(
-                        choices=[
-                            ("sft", "Supervised fine-tuning"),
-                            ("dpo", "Direct preference optimisation"),
-                        ],
-                        default="sft",
-                        max_length=10,
-                    ),
-                ),
-                ("method", models.CharField(max_length=20)),
-                ("config", models.JSONField(default=dict, help_text="the full trainer config, as run")),
-                ("trial_number", models.PositiveIntegerField(blank=True, null=True)),
-                (
-                    "result",
-                    models.JSONField(
-                        blank=True, default=dict, help_text="trainer result: params, memory, time, losses"
-                    ),
-                ),
-                ("loss_history", models.JSONField(blank=True, default=list)),
-                (
-                    "output_key",
-                    models.CharField(
-                        blank=True, help_text="artifact key of the run directory", max_length=300
-                    ),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "base_model",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="training_runs",
-                        to="tuning.basemodel",
-                    ),
-                ),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "job",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="training_run",
-                        to="jobs.job",
-                    ),
-                ),
-                (
-                    "parent_version",
-                    models.ForeignKey(
-                        blank=True,
-                        help_text="train on top of this version's adapter (retraining from feedback)",
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="child_runs",
-                        to="tuning.modelversion",
-                    ),
-                ),
-                (
-                    "project",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="training_runs",
-                        to="projects.project",
-                    ),
-                ),
-                (
-                    "sweep",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="trials",
-                        to="tuning.sweep",
-                    ),
-                ),
-                (
-                    "train_version",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="datasets.datasetversion",
-                    ),
-                ),
-                (
-                    "val_version",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="datasets.datasetversion",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200)),
+                ('objective', models.CharField(choices=[('sft', 'Supervised fine-tuning'), ('dpo', 'Direct preference optimisation')], default='sft', max_length=10)),
+                ('method', models.CharField(max_length=20)),
+                ('config', models.JSONField(default=dict, help_text='the full trainer config, as run')),
+                ('trial_number', models.PositiveIntegerField(blank=True, null=True)),
+                ('result', models.JSONField(blank=True, default=dict, help_text='trainer result: params, memory, time, losses')),
+                ('loss_history', models.JSONField(blank=True, default=list)),
+                ('output_key', models.CharField(blank=True, help_text='artifact key of the run directory', max_length=300)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('base_model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='training_runs', to='tuning.basemodel')),
+                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('job', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='training_run', to='jobs.job')),
+                ('parent_version', models.ForeignKey(blank=True, help_text="train on top of this version's adapter (retraining from feedback)", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='child_runs', to='tuning.modelversion')),
+                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='training_runs', to='projects.project')),
+                ('sweep', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='trials', to='tuning.sweep')),
+                ('train_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='datasets.datasetversion')),
+                ('val_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='datasets.datasetversion')),
             ],
             options={
-                "ordering": ["-created_at"],
+                'ordering': ['-created_at'],
             },
         ),
         migrations.AddField(
-            model_name="sweep",
-            name="best_run",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to="tuning.trainingrun",
-            ),
+            model_name='sweep',
+            name='best_run',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tuning.trainingrun'),
         ),
         migrations.AddField(
-            model_name="modelversion",
-            name="training_run",
-            field=models.OneToOneField(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="model_version",
-                to="tuning.trainingrun",
-            ),
+            model_name='modelversion',
+            name='training_run',
+            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='model_version', to='tuning.trainingrun'),
         ),
         migrations.AddConstraint(
-            model_name="modelversion",
-            constraint=models.UniqueConstraint(
-                fields=("project", "number"), name="model_version_unique_number"
-            ),
+            model_name='modelversion',
+            constraint=models.UniqueConstraint(fields=('project', 'number'), name='model_version_unique_number'),
         ),
     ]
