@@ -179,6 +179,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models share a field called `status`; name each choice set after what it describes.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "evalhub.jobs.models.JobStatus",
+        "OpenClosedStatusEnum": "evalhub.arena.models.CampaignStatus",
+    },
 }
 
 # --- Celery (names below are checked against Celery's own list of settings by a test) ---

@@ -18,8 +18,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import generics, status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -87,6 +87,8 @@ class CampaignListAPI(_CampaignMixin, generics.ListAPIView):
         return selectors.campaign_list(self.access).prefetch_related("contestants__model_version")
 
     def get_serializer_class(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no access
+            return LeadCampaignSerializer
         return LeadCampaignSerializer if self.access.sees_model_identity else CampaignSerializer
 
 
@@ -235,7 +237,22 @@ class LeaderboardAPI(_CampaignMixin, APIView):
 
     min_role = Role.LEAD
 
-    @extend_schema(parameters=[OpenApiParameter("slice", str, description="prompt attribute to slice by")])
+    @extend_schema(
+        parameters=[OpenApiParameter("slice", str, description="prompt attribute to slice by")],
+        responses=inline_serializer(
+            name="ArenaLeaderboard",
+            fields={
+                "campaign": serializers.IntegerField(),
+                "contestants": serializers.ListField(child=serializers.DictField()),
+                "board": serializers.DictField(help_text="ratings, intervals, ranks, win probabilities, matrices, position bias"),
+                "slice_attribute": serializers.CharField(allow_null=True),
+                "slice_attributes": serializers.ListField(child=serializers.CharField()),
+                "slices": serializers.ListField(child=serializers.DictField()),
+                "external_agreement": serializers.DictField(allow_null=True),
+                "imported_labels": serializers.IntegerField(),
+            },
+        ),
+    )
     def get(self, request: Request, project_id: int, campaign_id: int) -> Response:
         campaign = self.campaign()
         attr = (request.query_params.get("slice") or "")[:100] or None
@@ -258,6 +275,11 @@ class AnnotatorStatsAPI(_CampaignMixin, APIView):
 
     min_role = Role.LEAD
 
+    @extend_schema(
+        responses=inline_serializer(
+            name="ArenaAnnotatorStats", fields={"annotators": serializers.ListField(child=serializers.DictField())}
+        )
+    )
     def get(self, request: Request, project_id: int, campaign_id: int) -> Response:
         from dataclasses import asdict
 

@@ -21,7 +21,11 @@ from evalhub.projects.models import Role
 from evalhub.reviews import analysis, selectors, services
 from evalhub.reviews.models import Campaign
 from evalhub.reviews.serializers import (
+    AgreementRowSerializer,
+    CampaignOutSerializer,
     NextSerializer,
+    ResultsSerializer,
+    RubricOutSerializer,
     RatingSubmitSerializer,
     RubricInSerializer,
     SkipSerializer,
@@ -52,6 +56,7 @@ class _CampaignMixin(ProjectScopedMixin):
 class CampaignListAPI(_CampaignMixin, APIView):
     """Campaigns you may rate (reviewers and leads: every campaign), with your progress."""
 
+    @extend_schema(responses=CampaignOutSerializer(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         out = []
         for c in selectors.campaigns_for(self.access):
@@ -111,6 +116,7 @@ class AgreementAPI(_CampaignMixin, APIView):
 
     min_role = Role.REVIEWER
 
+    @extend_schema(responses=AgreementRowSerializer(many=True))
     def get(self, request: Request, project_id: int, campaign_id: int) -> Response:
         campaign = self.campaign(campaign_id)
         report = analysis.agreement_report(campaign, charts=False)
@@ -126,6 +132,7 @@ class ResultsAPI(_CampaignMixin, APIView):
 
     min_role = Role.LEAD
 
+    @extend_schema(responses=ResultsSerializer)
     def get(self, request: Request, project_id: int, campaign_id: int) -> Response:
         campaign = self.campaign(campaign_id)
         slice_by = str(request.query_params.get("slice", ""))[:100]
@@ -148,6 +155,7 @@ class RubricListAPI(ProjectScopedMixin, APIView):
 
     min_role = Role.LEAD
 
+    @extend_schema(responses=RubricOutSerializer(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         out = []
         for r in selectors.rubrics_of(self.access.project):
@@ -161,7 +169,7 @@ class RubricListAPI(ProjectScopedMixin, APIView):
             })
         return Response(out)
 
-    @extend_schema(request=RubricInSerializer)
+    @extend_schema(request=RubricInSerializer, responses={201: RubricOutSerializer})
     def post(self, request: Request, project_id: int) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
         if data.get("template"):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 
@@ -17,10 +18,12 @@ class RatingSubmitSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_serializer(component_name="ReviewSkip")
 class SkipSerializer(serializers.Serializer):
     assignment = serializers.CharField()
 
 
+@extend_schema_serializer(component_name="ReviewChoice")
 class ChoiceSerializer(serializers.Serializer):
     key = serializers.CharField()
     value = serializers.CharField()
@@ -35,6 +38,7 @@ class CriterionOutSerializer(serializers.Serializer):
     choices = ChoiceSerializer(many=True)
 
 
+@extend_schema_serializer(component_name="ReviewItem")
 class ItemSerializer(serializers.Serializer):
     assignment = serializers.CharField()
     status = serializers.CharField()
@@ -48,6 +52,7 @@ class ItemSerializer(serializers.Serializer):
     submission_token = serializers.CharField()
 
 
+@extend_schema_serializer(component_name="ReviewProgress")
 class ProgressSerializer(serializers.Serializer):
     mine = serializers.IntegerField()
     my_share = serializers.IntegerField(allow_null=True)
@@ -55,6 +60,7 @@ class ProgressSerializer(serializers.Serializer):
     wanted = serializers.IntegerField()
 
 
+@extend_schema_serializer(component_name="ReviewNext")
 class NextSerializer(serializers.Serializer):
     item = ItemSerializer(allow_null=True)
     progress = ProgressSerializer()
@@ -76,3 +82,53 @@ class RubricInSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
     criteria = CriterionInSerializer(many=True, required=False)
     template = serializers.CharField(required=False, help_text="copy a template instead: chatbot or content")
+
+
+class CampaignOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    overlap = serializers.IntegerField()
+    rubric = serializers.CharField()
+    guidelines_html = serializers.CharField(help_text="sanitised HTML rendered from the lead's markdown")
+    progress = ProgressSerializer()
+
+
+class AgreementRowSerializer(serializers.Serializer):
+    criterion = serializers.CharField()
+    level = serializers.CharField(help_text="Krippendorff level: nominal, ordinal or interval")
+    alpha = serializers.FloatField(allow_null=True)
+    units = serializers.IntegerField()
+    ratings = serializers.IntegerField()
+    raters = serializers.ListField(child=serializers.CharField())
+    kappa = serializers.ListField(child=serializers.ListField(child=serializers.FloatField(allow_null=True)))
+    mean_kappa = serializers.FloatField(allow_null=True)
+
+
+class ResultCellSerializer(serializers.Serializer):
+    model_version = serializers.CharField()
+    criterion = serializers.CharField()
+    mean = serializers.FloatField(allow_null=True)
+    low = serializers.FloatField(allow_null=True)
+    high = serializers.FloatField(allow_null=True)
+    n = serializers.IntegerField()
+    adjudicated = serializers.IntegerField()
+
+
+class ResultsSerializer(serializers.Serializer):
+    cells = ResultCellSerializer(many=True)
+    slice_by = serializers.CharField(allow_blank=True)
+    slices = serializers.DictField(help_text="criterion -> slice value -> model version -> {mean, low, high, n}")
+
+
+class RubricVersionOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.IntegerField()
+    criteria = serializers.ListField(child=serializers.DictField())
+
+
+class RubricOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    versions = RubricVersionOutSerializer(many=True)
