@@ -76,8 +76,9 @@ class Scenario:
 
 
 def scenario(world: Any, *, products: list[tuple[str, str]] | None = None, n_annotators: int = 3,
-             extra_pool_prompts: list[str] | None = None) -> Scenario:
-    """Two model versions answered every pool prompt: version 0 names the material, version 1 does not."""
+             extra_pool_prompts: list[str] | None = None, base: BaseModel | None = None) -> Scenario:
+    """Two model versions answered every pool prompt: version 0 names the material, version 1 does not. They are
+    base-only versions of `base` (a real model when the test generates or trains, else a placeholder)."""
     products = products or PRODUCTS
     users = [world.annotator]
     for i in range(n_annotators - 1):
@@ -90,7 +91,9 @@ def scenario(world: Any, *, products: list[tuple[str, str]] | None = None, n_ann
     ev = version_of(world.project, "Products", [
         {"prompt": brief(n, m), "reference": good_text(n, m), "attributes": {"material": m}} for n, m in EVAL_PRODUCTS
     ], split="eval")
-    base, _ = BaseModel.objects.get_or_create(name="feedback-base", defaults={"source_kind": "folder", "path_or_id": "/x"})
+    if base is None:
+        base, _ = BaseModel.objects.get_or_create(name="feedback-base",
+                                                  defaults={"source_kind": "folder", "path_or_id": "/x"})
     start = ModelVersion.objects.filter(project=world.project).count()
     versions, runs = [], []
     s = Scenario(world.project, world.lead, users, pool, ev, versions, runs)
