@@ -33,7 +33,8 @@ class VersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = DatasetVersion
         fields = [
-            "id", "dataset", "dataset_name", "number", "parent", "children", "source", "split_name", "content_hash",
+            "id", "dataset", "dataset_name", "number", "parent", "children", "kind", "source", "split_name",
+            "content_hash",
             "row_count", "file_name", "file_format", "mapping", "attribute_names", "has_reference", "has_label",
             "change_summary", "note", "created_at",
         ]
@@ -55,7 +56,7 @@ class ExampleSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Example
-        fields = ["id", "index", "external_id", "prompt", "messages", "reference", "label", "attributes",
+        fields = ["id", "index", "external_id", "prompt", "messages", "reference", "rejected", "label", "attributes",
                   "source_line"]
         read_only_fields = fields
 

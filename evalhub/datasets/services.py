@@ -30,6 +30,7 @@ from evalhub.datasets.models import (
     DatasetVersion,
     Example,
     QualityReport,
+    VersionKind,
     VersionSource,
 )
 from evalhub.projects.models import Project
@@ -151,6 +152,14 @@ def _lock_dataset(dataset: Dataset) -> Dataset:
     return Dataset.objects.select_for_update().get(pk=dataset.pk)
 
 
+def _require_examples_kind(version: DatasetVersion, action: str) -> None:
+    """Splits, re-balancing and curation work on prompt/reference examples; a preference version's rejected
+    answers would be lost on the way, so those are refused rather than silently changed."""
+    if version.kind != VersionKind.EXAMPLES:
+        raise ValidationError(f"{version} holds preference pairs (chosen and rejected answers); it cannot be {action} "
+                              "here.")
+
+
 def _plain_examples(version: DatasetVersion) -> list[ingest.Example]:
     return [example_to_plain(row) for row in version.examples.order_by("index").iterator(chunk_size=2000)]
 
@@ -229,6 +238,7 @@ def version_split(
     stratified by an attribute. Each child has `parent=version`; the same split twice is refused as identical."""
     from evalhub.datasets import curation
 
+    _require_examples_kind(version, "split")
     fractions = fractions or {"train": 0.8, "validation": 0.1, "eval": 0.1}
     if stratify_by and stratify_by not in (version.attribute_names or []):
         raise ValidationError({"stratify_by": f"“{stratify_by}” is not an attribute of this version."})
@@ -269,6 +279,7 @@ def version_rebalance(
     value, or up-sampled (with replacement, seeded) to the most common one."""
     from evalhub.datasets import curation
 
+    _require_examples_kind(version, "re-balanced")
     if attribute not in (version.attribute_names or []) and attribute != "label":
         raise ValidationError({"attribute": f"“{attribute}” is not an attribute of this version."})
     if mode not in ("down", "up"):
@@ -385,6 +396,7 @@ def curation_queue_create(
     claim_minutes: int = 15,
 ) -> CurationQueue:
     """A labeling queue over a version: all its examples, the given ones, or a seeded random sample."""
+    _require_examples_kind(version, "curated in a queue")
     name = name.strip()
     if not name:
         raise ValidationError({"name": "A queue needs a name."})

@@ -38,25 +38,27 @@ USERS: tuple[DemoUser, ...] = (
     DemoUser("admin", "admin", "superuser: Django admin at /admin/"),
 )
 
-# One paragraph or bullet per line: pages show these with line breaks kept.
-TASK_INSTRUCTIONS = "\n".join([
-    "Write the description that appears on the product's page in our online shop, from the brief: product name, "
-    "category, audience, key facts and tone.",
+# One paragraph or bullet per line: pages show these with their line breaks.
+_TASK_LINES = (
+    ("Write the description that appears on the product's page in our online shop, from the brief: product name, "
+     "category, audience, key facts and tone."),
     "- 60-90 words, in British English, metric units.",
     "- Use only the facts in the brief. Never invent a claim, a price, a warranty or a certification.",
     "- Open with what the product does for the audience named in the brief; name the main material.",
-    "- Match the tone: playful (light, a wink, never silly), premium (calm, precise, unhurried) or practical "
-    "(plain, useful, to the point).",
-    "- No stock phrases (\"elevate your\", \"look no further\", \"game-changer\", \"must-have\"), no emojis, at "
-    "most one exclamation mark. End on a concrete detail or a soft call to action.",
-])
+    ("- Match the tone: playful (light, a wink, never silly), premium (calm, precise, unhurried) or practical "
+     "(plain, useful, to the point)."),
+    ('- No stock phrases ("elevate your", "look no further", "game-changer", "must-have"), no emojis, at most one '
+     "exclamation mark. End on a concrete detail or a soft call to action."),
+)
+TASK_INSTRUCTIONS = "\n".join(_TASK_LINES)
 
-QUEUE_INSTRUCTIONS = "\n".join([
+_QUEUE_LINES = (
     "Check that the reference is a description a copywriter would publish for this brief.",
-    "Accept (a) if it is good as it is. Fix (e) if a small edit makes it right: a fact that is not in the brief, a "
-    "wrong number, a missing material, a stock phrase. Reject (r) if it needs rewriting.",
+    ("Accept (a) if it is good as it is. Fix (e) if a small edit makes it right: a fact that is not in the brief, a "
+     "wrong number, a missing material, a stock phrase. Reject (r) if it needs rewriting."),
     "Pick the tone it is actually written in (1 playful, 2 premium, 3 practical) when it differs from the brief.",
-])
+)
+QUEUE_INSTRUCTIONS = "\n".join(_QUEUE_LINES)
 
 
 @dataclass
@@ -252,16 +254,20 @@ def _load_app_steps() -> None:
                 raise
 
 
-def load_demo(stdout: TextIO) -> None:
-    """Run every step in order; each says what it made or found."""
-    _load_app_steps()
+def load_demo(stdout: TextIO, *, data_only: bool = False) -> None:
+    """Run every step in order; each says what it made or found. `data_only` runs just this module's steps (users,
+    project and the data stage), without the steps later stages add (training, generation...)."""
+    if not data_only:
+        _load_app_steps()
     ctx = DemoContext(stdout=stdout)
+    steps = [s for s in STEPS if not data_only or getattr(s.run, "__module__", None) == __name__]
     # No transaction around a step: services are atomic themselves, and a step that runs a job in-process must let
     # the job mechanism commit its own progress. A run cut short is finished by running the loader again.
-    for step in list(STEPS):
+    for step in steps:
         summary = step.run(ctx)
         ctx.say(f"  {step.name}: {summary}")
-    ctx.say(f"Demo project “{ctx.project.name}” is ready (id {ctx.project.pk}).")
+    if ctx.project is not None:
+        ctx.say(f"Demo project “{ctx.project.name}” is ready (id {ctx.project.pk}).")
 
 
 def login_lines(url: str | None = None) -> list[str]:

@@ -25,8 +25,9 @@ def _snapshot() -> dict[str, Any]:
 
 
 def test_load_demo_twice(db: Any) -> None:
+    # The data stage only: later stages add their own (slower) steps and test them themselves.
     out = io.StringIO()
-    call_command("load_demo", stdout=out)
+    call_command("load_demo", "--data-only", stdout=out)
     first = _snapshot()
     text = out.getvalue()
     assert "imported Products v1 (184 rows)" in text
@@ -59,7 +60,7 @@ def test_load_demo_twice(db: Any) -> None:
     assert queue.items.count() == 12 and queue.label_choices == ["playful", "premium", "practical"]
 
     again = io.StringIO()
-    call_command("load_demo", stdout=again)
+    call_command("load_demo", "--data-only", stdout=again)
     assert _snapshot() == first
     assert "found Products v1" in again.getvalue()
 
@@ -83,3 +84,11 @@ def test_steps_can_be_added_after_a_named_step(monkeypatch: Any) -> None:
     assert [s.name for s in loader.STEPS] == names
     with pytest.raises(ValueError, match="no demo step called"):
         loader.register_step("x", lambda ctx: "", after="nope")
+    # data_only leaves out steps registered by other modules (here: this test module).
+    ran: list[str] = []
+    monkeypatch.setattr(loader, "STEPS", [loader.Step("other app", lambda ctx: ran.append("other") or "done")])
+    loader.load_demo(io.StringIO(), data_only=True)
+    assert ran == []
+    monkeypatch.setattr(loader, "_load_app_steps", lambda: None)  # the other apps' real steps stay out of this test
+    loader.load_demo(io.StringIO())
+    assert ran == ["other"]
