@@ -92,7 +92,7 @@ def report_figures(report: dict[str, Any]) -> dict[str, Any]:
         keys = list(labels["counts"])
         figs["labels"] = _bars(keys, [labels["counts"][k] for k in keys], title="Label balance")
 
-    coverage = []
+    coverage: list[dict[str, Any]] = []
     for name, cov in (report.get("coverage") or {}).items():
         values = list(cov["values"])  # most common first
         counts = [cov["values"][v]["count"] for v in values]

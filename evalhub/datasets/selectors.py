@@ -128,7 +128,7 @@ def queue_progress(queue: CurationQueue, user: AnyUser | None = None) -> dict[st
 
 
 def queue_annotators(queue: CurationQueue) -> list[dict[str, Any]]:
-    """Per annotator: how many decided, of which kind, and median-free mean seconds (for the lead's overview)."""
+    """Per annotator: how many decided, of which kind, and the mean seconds per decision (the lead's overview)."""
     rows = (queue.items.exclude(decision=CurationItem.Decision.PENDING)
             .values("decided_by__username")
             .annotate(n=Count("id"), seconds=Sum("seconds_spent"),

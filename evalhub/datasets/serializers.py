@@ -103,10 +103,15 @@ class UploadSerializer(serializers.Serializer):
 
     def mapping(self, suggested: ColumnMapping | None) -> ColumnMapping:
         d = self.validated_data
-        given = {k: (d.get(k) or "").strip() or None for k in ("prompt", "messages", "reference", "label", "id")}
-        if not any(given.values()) and not d.get("attributes") and suggested is not None:
+
+        def col(key: str) -> str | None:
+            return (d.get(key) or "").strip() or None
+
+        keys = ("prompt", "messages", "reference", "label", "id")
+        if not any(col(k) for k in keys) and not d.get("attributes") and suggested is not None:
             return suggested
-        return ColumnMapping(attributes=list(d.get("attributes", [])), **given)
+        return ColumnMapping(prompt=col("prompt"), messages=col("messages"), reference=col("reference"),
+                             label=col("label"), id=col("id"), attributes=list(d.get("attributes", [])))
 
 
 class QualityReportSerializer(serializers.ModelSerializer):

@@ -361,13 +361,13 @@ def curation_annotate(request: HttpRequest, access: Access, queue_id: int) -> Ht
     form = DecisionForm(request.POST or None)
     if request.method == "POST":
         if form.is_valid():
-            item = queue.items.filter(pk=form.cleaned_data["item"]).first()
-            if item is None:
+            posted = queue.items.filter(pk=form.cleaned_data["item"]).first()
+            if posted is None:
                 raise Http404("No such example in this queue")
             data = form.cleaned_data
             try:
                 services.curation_decide(
-                    item=item, user=request.user, decision=data["decision"], label=data.get("label") or "",
+                    item=posted, user=request.user, decision=data["decision"], label=data.get("label") or "",
                     fixed_prompt=data.get("fixed_prompt") or "", fixed_reference=data.get("fixed_reference") or "",
                     comment=data.get("comment") or "", seconds_spent=data.get("seconds") or 0.0,
                 )
@@ -375,8 +375,8 @@ def curation_annotate(request: HttpRequest, access: Access, queue_id: int) -> Ht
                 error = _validation_messages(exc)
             else:
                 if request.POST.get("return") == "history":
-                    _, nxt = _history_neighbours(queue, request.user, item)
-                    return redirect(f"{url}?item={nxt}" if nxt else url)
+                    _, after = _history_neighbours(queue, request.user, posted)
+                    return redirect(f"{url}?item={after}" if after else url)
                 return redirect(url)
         else:
             error = [f"{k}: {' '.join(v)}" for k, v in form.errors.items()]
