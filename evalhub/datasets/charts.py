@@ -47,7 +47,8 @@ def _overview(items: list[tuple[str, int]], n: int) -> dict[str, Any]:
     """Horizontal bars, one per kind of problem, so every label reads level; zero rows show as a green tick."""
     labels = [k for k, _ in items][::-1]  # plotly draws the first category at the bottom
     values = [v for _, v in items][::-1]
-    shown = [max(v, n * 0.004) for v in values]  # a sliver for 0, so "nothing here" is visible too
+    top = max(max(values, default=0), 1)
+    shown = [max(v, top * 0.015) for v in values]  # a sliver for 0, so "nothing here" is visible too
     fig = go.Figure(go.Bar(
         y=labels, x=shown, orientation="h", marker_color=[BAD if v else OK for v in values],
         text=[f"{v:,}" for v in values], textposition="outside", cliponaxis=False,
@@ -55,7 +56,7 @@ def _overview(items: list[tuple[str, int]], n: int) -> dict[str, Any]:
     ))
     return figure_json(fig, title=f"Rows affected, of {n:,}", xaxis_title="rows", yaxis_type="category",
                        height=max(220, 34 * len(items) + 90), margin={"l": 170, "r": 40, "t": 40, "b": 45},
-                       xaxis_range=[0, max(max(values, default=0), 1) * 1.15])
+                       xaxis_range=[0, top * 1.15])
 
 
 def report_figures(report: dict[str, Any]) -> dict[str, Any]:
