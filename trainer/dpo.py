@@ -80,7 +80,11 @@ def _messages(value: Any, name: str, line: int) -> list[dict[str, str]]:
         raise DataError(f'"{name}" must be a string or a non-empty list of messages', line=line)
     out = []
     for m in value:
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+        if (
+            not isinstance(m, dict)
+            or not isinstance(m.get("role"), str)
+            or not isinstance(m.get("content"), str)
+        ):
             raise DataError(f'each message of "{name}" needs string "role" and "content"', line=line)
         out.append({"role": m["role"], "content": m["content"]})
     return out
@@ -107,7 +111,9 @@ def read_preference_jsonl(path: Path) -> list[PreferencePair]:
                     raise DataError(f'"{name}" must be one assistant message', line=number)
                 replies.append(msgs[0]["content"])
             if replies[0] == replies[1]:
-                raise DataError("chosen and rejected are the same text; the pair prefers nothing", line=number)
+                raise DataError(
+                    "chosen and rejected are the same text; the pair prefers nothing", line=number
+                )
             pairs.append(PreferencePair(prompt=prompt, chosen=replies[0], rejected=replies[1]))
     if not pairs:
         raise DataError(f"{path} has no preference rows")
@@ -140,12 +146,16 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
     done = [
         p
         for p in root.glob("checkpoint-*")
-        if p.name[11:].isdigit() and (p / "trainer_state.json").is_file() and (p / CHECKPOINT_LINEAGE).is_file()
+        if p.name[11:].isdigit()
+        and (p / "trainer_state.json").is_file()
+        and (p / CHECKPOINT_LINEAGE).is_file()
     ]
     return max(done, key=lambda p: int(p.name[11:]), default=None)
 
 
-def _save_adapter(model: Any, tokenizer: PreTrainedTokenizerBase, target: Path, lineage: dict[str, Any]) -> None:
+def _save_adapter(
+    model: Any, tokenizer: PreTrainedTokenizerBase, target: Path, lineage: dict[str, Any]
+) -> None:
     """Only the trained adapter: TRL's frozen "ref" copy of a parent adapter is not part of the result."""
     tmp = _tmp_dir(target.parent, target.name)
     model.save_pretrained(tmp, selected_adapters=[POLICY_ADAPTER])
@@ -306,7 +316,9 @@ class _Bridge(TrainerCallback):
             },
         )
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
         if logs and "loss" in logs:
             self._record_step({**logs, "step": state.global_step}, state.max_steps)
             # Asked after the step is reported, as train_sft does; the Trainer saves and stops right after logging.
@@ -315,7 +327,9 @@ class _Bridge(TrainerCallback):
                 control.should_save = True
                 control.should_training_stop = True
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kw: Any) -> None:
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
         if metrics and "eval_loss" in metrics:
             self._record_eval({**metrics, "step": state.global_step}, state.max_steps, save=True)
             if self.early_stopped:
@@ -413,9 +427,17 @@ def train_dpo(
     set_seed(config.seed)  # before the adapter is created: same seed, same initial adapter
     peft_config = None
     if parent_adapter is not None:
-        model = PeftModel.from_pretrained(model, str(parent_adapter), adapter_name=POLICY_ADAPTER, is_trainable=True)
-        _emit(progress, {"event": "log", "message": f"continuing the parent adapter from {parent_adapter} "
-                                                     "(its rank and target modules are kept; it is also the reference)"})
+        model = PeftModel.from_pretrained(
+            model, str(parent_adapter), adapter_name=POLICY_ADAPTER, is_trainable=True
+        )
+        _emit(
+            progress,
+            {
+                "event": "log",
+                "message": f"continuing the parent adapter from {parent_adapter} "
+                "(its rank and target modules are kept; it is also the reference)",
+            },
+        )
     else:
         peft_config = _peft_config(config, model)
 
@@ -428,7 +450,9 @@ def train_dpo(
         should_stop=should_stop,
         previous_elapsed=float(previous.get("elapsed_s", 0.0)),
     )
-    args = _dpo_args(config, beta=beta, checkpoints=output_dir / CHECKPOINTS, has_val=val_pairs is not None, cuda=cuda)
+    args = _dpo_args(
+        config, beta=beta, checkpoints=output_dir / CHECKPOINTS, has_val=val_pairs is not None, cuda=cuda
+    )
     trainer = DPOTrainer(
         model=model,
         args=args,
@@ -445,8 +469,14 @@ def train_dpo(
     val_rows = len(trainer.eval_dataset) if trainer.eval_dataset is not None else 0
     dropped = (len(train_pairs) - train_rows) + ((len(val_pairs) - val_rows) if val_pairs is not None else 0)
     if dropped:
-        _emit(progress, {"event": "log", "message": f"{dropped} pair(s) dropped: nothing of the reply was left "
-                                                     f"after truncating to max_seq_len={config.max_seq_len}"})
+        _emit(
+            progress,
+            {
+                "event": "log",
+                "message": f"{dropped} pair(s) dropped: nothing of the reply was left "
+                f"after truncating to max_seq_len={config.max_seq_len}",
+            },
+        )
     if train_rows == 0:
         raise DataError(f"no preference pair fits in max_seq_len={config.max_seq_len}")
     trainable_params, total_params = _count_params(trainer.model)
@@ -457,12 +487,22 @@ def train_dpo(
         state = json.loads((checkpoint / "trainer_state.json").read_text())
         bridge.tokens = int(previous.get("tokens", 0))
         bridge.replay(
-            [{**e, "step": e.get("step", 0)} for e in state.get("log_history", []) if e.get("step", 0) <= resumed_from],
+            [
+                {**e, "step": e.get("step", 0)}
+                for e in state.get("log_history", [])
+                if e.get("step", 0) <= resumed_from
+            ],
             int(state.get("max_steps", 0)),
         )
         bridge.last_checkpoint = str(checkpoint)
-        _emit(progress, {"event": "log", "message": f"resumed from checkpoint at step {resumed_from}",
-                         "step": resumed_from})
+        _emit(
+            progress,
+            {
+                "event": "log",
+                "message": f"resumed from checkpoint at step {resumed_from}",
+                "step": resumed_from,
+            },
+        )
 
     session_tokens_start = bridge.tokens
     if should_stop is not None and should_stop():
@@ -548,7 +588,9 @@ def train_dpo(
 # --- evaluation --------------------------------------------------------------------------------------------------
 
 
-def _render(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], *, generation_prompt: bool) -> str:
+def _render(
+    tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], *, generation_prompt: bool
+) -> str:
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
     assert isinstance(text, str)
     return text

@@ -70,7 +70,9 @@ class ExportOptions:
     min_score: float = 0.75  # rated SFT: normalised score every chosen criterion must reach
     margin: float = 0.25  # rubric pairs: normalised score difference
     max_pairs_per_prompt: int = 3
-    include_ties: bool = False  # arena: tie votes count (lower the winner's share; a tie plurality gives no pair)
+    include_ties: bool = (
+        False  # arena: tie votes count (lower the winner's share; a tie plurality gives no pair)
+    )
     include_both_bad: bool = False
     include_imported: bool = True  # arena: imported preference labels (origin "import")
     min_agreement: float = 0.0
@@ -89,7 +91,9 @@ class ExportOptions:
         elif not self.sources:
             errors["sources"] = f"Choose at least one source: {', '.join(allowed)}."
         elif set(self.sources) - set(allowed):
-            errors["sources"] = f"A {self.kind} export takes {', '.join(allowed)}; not {', '.join(sorted(set(self.sources) - set(allowed)))}."
+            errors["sources"] = (
+                f"A {self.kind} export takes {', '.join(allowed)}; not {', '.join(sorted(set(self.sources) - set(allowed)))}."
+            )
         for name in ("min_score", "margin", "min_agreement", "min_reliability"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1):
@@ -135,10 +139,18 @@ class Record:
     def trl(self) -> dict[str, Any]:
         """TRL's conversational format, plus two provenance keys TRL ignores."""
         if self.rejected:
-            return {"prompt": self.prompt, "chosen": [{"role": "assistant", "content": self.answer}],
-                    "rejected": [{"role": "assistant", "content": self.rejected}], "source": self.source, "id": self.key}
-        return {"messages": [*self.prompt, {"role": "assistant", "content": self.answer}], "source": self.source,
-                "id": self.key}
+            return {
+                "prompt": self.prompt,
+                "chosen": [{"role": "assistant", "content": self.answer}],
+                "rejected": [{"role": "assistant", "content": self.rejected}],
+                "source": self.source,
+                "id": self.key,
+            }
+        return {
+            "messages": [*self.prompt, {"role": "assistant", "content": self.answer}],
+            "source": self.source,
+            "id": self.key,
+        }
 
 
 class IdSet:
@@ -215,12 +227,18 @@ def held_out_versions(project: Project, extra_ids: Iterable[int] = ()) -> list[i
     from evalhub.datasets.models import DatasetVersion
 
     ids = set(
-        DatasetVersion.objects.filter(dataset__project=project, split_name__in=HELD_OUT_SPLITS).values_list("pk", flat=True)
+        DatasetVersion.objects.filter(dataset__project=project, split_name__in=HELD_OUT_SPLITS).values_list(
+            "pk", flat=True
+        )
     )
     extra = set(extra_ids)
-    found = set(DatasetVersion.objects.filter(dataset__project=project, pk__in=extra).values_list("pk", flat=True))
+    found = set(
+        DatasetVersion.objects.filter(dataset__project=project, pk__in=extra).values_list("pk", flat=True)
+    )
     if extra - found:
-        raise ValidationError({"held_out_version_ids": "Some held-out versions are not part of this project."})
+        raise ValidationError(
+            {"held_out_version_ids": "Some held-out versions are not part of this project."}
+        )
     return sorted(ids | found)
 
 
@@ -254,9 +272,12 @@ class AnnotatorQuality:
         return self.weights.get(annotator_id, 1.0) if annotator_id is not None else 1.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"excluded": sorted(self.excluded), "reasons": {str(k): v for k, v in self.reasons.items()},
-                "gold_accuracy": {str(k): round(v, 4) for k, v in self.gold.items()},
-                "reliability": {str(k): round(v, 4) for k, v in self.reliability.items()}}
+        return {
+            "excluded": sorted(self.excluded),
+            "reasons": {str(k): v for k, v in self.reasons.items()},
+            "gold_accuracy": {str(k): round(v, 4) for k, v in self.gold.items()},
+            "reliability": {str(k): round(v, 4) for k, v in self.reliability.items()},
+        }
 
 
 def review_campaigns(project: Project, ids: tuple[int, ...] | None) -> list[Any]:
@@ -266,7 +287,9 @@ def review_campaigns(project: Project, ids: tuple[int, ...] | None) -> list[Any]
     if ids is not None:
         qs = qs.filter(pk__in=ids)
         if qs.count() != len(set(ids)):
-            raise ValidationError({"review_campaign_ids": "Some review campaigns are not part of this project."})
+            raise ValidationError(
+                {"review_campaign_ids": "Some review campaigns are not part of this project."}
+            )
     return list(qs.select_related("rubric_version"))
 
 
@@ -277,7 +300,9 @@ def arena_campaigns(project: Project, ids: tuple[int, ...] | None) -> list[Any]:
     if ids is not None:
         qs = qs.filter(pk__in=ids)
         if qs.count() != len(set(ids)):
-            raise ValidationError({"arena_campaign_ids": "Some arena campaigns are not part of this project."})
+            raise ValidationError(
+                {"arena_campaign_ids": "Some arena campaigns are not part of this project."}
+            )
     return list(qs)
 
 
@@ -365,7 +390,9 @@ def _criterion_scales(campaigns: list[Any]) -> dict[int, _Scale]:
     for pk, name, scale, anchors in Criterion.objects.filter(
         version_id__in=versions, scale__in=[Scale.LIKERT, Scale.BINARY]
     ).values_list("pk", "name", "scale", "anchors"):
-        scales[pk] = _Scale(name, 1.0, float(len(anchors or []))) if scale == Scale.LIKERT else _Scale(name, 0.0, 1.0)
+        scales[pk] = (
+            _Scale(name, 1.0, float(len(anchors or []))) if scale == Scale.LIKERT else _Scale(name, 0.0, 1.0)
+        )
     return scales
 
 
@@ -380,15 +407,22 @@ def output_scores(
     wanted = set(opts.criteria)
     known_names = {s.name for s in scales.values()}
     if wanted - known_names:
-        raise ValidationError({"criteria": f"No numeric criterion called {', '.join(sorted(wanted - known_names))} "
-                                           "in the review campaigns in scope."})
+        raise ValidationError(
+            {
+                "criteria": f"No numeric criterion called {', '.join(sorted(wanted - known_names))} "
+                "in the review campaigns in scope."
+            }
+        )
     crit_ids = [pk for pk, s in scales.items() if not wanted or s.name in wanted]
     campaign_ids = [c.pk for c in campaigns]
     adjudicated: dict[tuple[int, int], tuple[float, int]] = {
         (item_id, crit_id): (number, adj_id)
         for item_id, crit_id, number, adj_id in AdjudicatedValue.objects.filter(
-            adjudication__campaign_id__in=campaign_ids, adjudication__status=AdjudicationStatus.RESOLVED,
-            adjudication__item__is_gold=False, criterion_id__in=crit_ids, number__isnull=False,
+            adjudication__campaign_id__in=campaign_ids,
+            adjudication__status=AdjudicationStatus.RESOLVED,
+            adjudication__item__is_gold=False,
+            criterion_id__in=crit_ids,
+            number__isnull=False,
         ).values_list("adjudication__item_id", "criterion_id", "number", "adjudication_id")
     }
     # (output, criterion name) -> [(value, weight, rating id)]; adjudicated ones separately.
@@ -396,10 +430,18 @@ def output_scores(
     adj_per: dict[tuple[int, str], list[tuple[float, int]]] = defaultdict(list)
     items_of: dict[int, set[int]] = defaultdict(set)
     rows = RatingValue.objects.filter(
-        rating__campaign_id__in=campaign_ids, rating__item__is_gold=False, criterion_id__in=crit_ids,
+        rating__campaign_id__in=campaign_ids,
+        rating__item__is_gold=False,
+        criterion_id__in=crit_ids,
         number__isnull=False,
-    ).values_list("rating_id", "rating__item_id", "rating__item__output_id", "criterion_id", "number",
-                  "rating__annotator_id")
+    ).values_list(
+        "rating_id",
+        "rating__item_id",
+        "rating__item__output_id",
+        "criterion_id",
+        "number",
+        "rating__annotator_id",
+    )
     seen_adjudicated: set[tuple[int, int]] = set()
     excluded_ratings: set[int] = set()
     for rating_id, item_id, output_id, crit_id, number, annotator_id in rows.iterator(chunk_size=CHUNK):
@@ -419,7 +461,7 @@ def output_scores(
     if excluded_ratings:
         tally.drop(source, "ratings_by_excluded_annotators", len(excluded_ratings))
     scores: dict[int, OutputScore] = {}
-    for (output_id, name) in set(per) | set(adj_per):
+    for output_id, name in set(per) | set(adj_per):
         score = scores.setdefault(output_id, OutputScore(items=sorted(items_of[output_id])))
         if adj_per.get((output_id, name)):
             values = adj_per[(output_id, name)]
@@ -460,10 +502,21 @@ def _output_rows(output_ids: list[int]) -> Iterator[tuple[Any, ...]]:
     from evalhub.generation.models import Output
 
     for start in range(0, len(output_ids), CHUNK):
-        chunk = output_ids[start:start + CHUNK]
-        yield from Output.objects.filter(pk__in=chunk).order_by("pk").values_list(
-            "pk", "text", "error", "example_id", "example__prompt", "example__messages", "example__attributes"
-        ).iterator(chunk_size=CHUNK)
+        chunk = output_ids[start : start + CHUNK]
+        yield from (
+            Output.objects.filter(pk__in=chunk)
+            .order_by("pk")
+            .values_list(
+                "pk",
+                "text",
+                "error",
+                "example_id",
+                "example__prompt",
+                "example__messages",
+                "example__attributes",
+            )
+            .iterator(chunk_size=CHUNK)
+        )
 
 
 def _used(tally: Tally, score: OutputScore) -> None:
@@ -482,7 +535,9 @@ def _attrs(attributes: Any, source: str) -> dict[str, Any]:
 class Source:
     name = ""
 
-    def __init__(self, project: Project, opts: ExportOptions, quality: AnnotatorQuality, tally: Tally) -> None:
+    def __init__(
+        self, project: Project, opts: ExportOptions, quality: AnnotatorQuality, tally: Tally
+    ) -> None:
         self.project, self.opts, self.quality, self.tally = project, opts, quality, tally
 
     def prompts(self) -> dict[Any, str]:
@@ -508,9 +563,12 @@ class RatedOutputs(Source):
         ids = list(self._scores())
         out: dict[Any, str] = {}
         for start in range(0, len(ids), CHUNK):
-            for ex_id, prompt, messages in Output.objects.filter(pk__in=ids[start:start + CHUNK]).values_list(
-                "example_id", "example__prompt", "example__messages"
-            ).distinct().iterator(chunk_size=CHUNK):
+            for ex_id, prompt, messages in (
+                Output.objects.filter(pk__in=ids[start : start + CHUNK])
+                .values_list("example_id", "example__prompt", "example__messages")
+                .distinct()
+                .iterator(chunk_size=CHUNK)
+            ):
                 out[("example", ex_id)] = prompt_text(prompt, messages)
         return out
 
@@ -535,7 +593,13 @@ class RatedOutputs(Source):
                 continue
             score = scores[out_id]
             _used(self.tally, score)
-            yield Record(self.name, f"output:{out_id}", chat_prompt(prompt, messages), text, attributes=_attrs(attributes, self.name))
+            yield Record(
+                self.name,
+                f"output:{out_id}",
+                chat_prompt(prompt, messages),
+                text,
+                attributes=_attrs(attributes, self.name),
+            )
 
 
 class Corrections(Source):
@@ -550,8 +614,13 @@ class Corrections(Source):
         return Correction.objects.filter(item__campaign_id__in=campaigns, item__is_gold=False)
 
     def prompts(self) -> dict[Any, str]:
-        rows = self._qs().values_list("item__output__example_id", "item__output__example__prompt",
-                                      "item__output__example__messages").distinct()
+        rows = (
+            self._qs()
+            .values_list(
+                "item__output__example_id", "item__output__example__prompt", "item__output__example__messages"
+            )
+            .distinct()
+        )
         return {("example", e): prompt_text(p, m) for e, p, m in rows.iterator(chunk_size=CHUNK)}
 
     def records(self, leaked: set[Any]) -> Iterator[Record]:
@@ -559,13 +628,37 @@ class Corrections(Source):
 
         adjudicated_items = set()
         if self.opts.adjudicated_only:
-            adjudicated_items = set(self._qs().filter(item__adjudication__status=AdjudicationStatus.RESOLVED)
-                                    .values_list("item_id", flat=True))
-        rows = self._qs().order_by("pk").values_list(
-            "pk", "rating_id", "rating__annotator_id", "item_id", "edited_text", "item__output__example_id",
-            "item__output__example__prompt", "item__output__example__messages", "item__output__example__attributes",
+            adjudicated_items = set(
+                self._qs()
+                .filter(item__adjudication__status=AdjudicationStatus.RESOLVED)
+                .values_list("item_id", flat=True)
+            )
+        rows = (
+            self._qs()
+            .order_by("pk")
+            .values_list(
+                "pk",
+                "rating_id",
+                "rating__annotator_id",
+                "item_id",
+                "edited_text",
+                "item__output__example_id",
+                "item__output__example__prompt",
+                "item__output__example__messages",
+                "item__output__example__attributes",
+            )
         )
-        for pk, rating_id, annotator_id, item_id, edited, ex_id, prompt, messages, attributes in rows.iterator(chunk_size=CHUNK):
+        for (
+            pk,
+            rating_id,
+            annotator_id,
+            item_id,
+            edited,
+            ex_id,
+            prompt,
+            messages,
+            attributes,
+        ) in rows.iterator(chunk_size=CHUNK):
             self.tally.candidates[self.name] += 1
             if annotator_id in self.quality.excluded:
                 self.tally.drop(self.name, "excluded_annotator")
@@ -578,8 +671,13 @@ class Corrections(Source):
             else:
                 self.tally.used["corrections"].add(pk)
                 self.tally.used["ratings"].add(rating_id)
-                yield Record(self.name, f"correction:{pk}", chat_prompt(prompt, messages), edited,
-                             attributes=_attrs(attributes, self.name))
+                yield Record(
+                    self.name,
+                    f"correction:{pk}",
+                    chat_prompt(prompt, messages),
+                    edited,
+                    attributes=_attrs(attributes, self.name),
+                )
 
 
 class Curated(Source):
@@ -594,17 +692,32 @@ class Curated(Source):
         if self.opts.curation_queue_ids is not None:
             queues = queues.filter(pk__in=self.opts.curation_queue_ids)
             if queues.count() != len(set(self.opts.curation_queue_ids)):
-                raise ValidationError({"curation_queue_ids": "Some curation queues are not part of this project."})
+                raise ValidationError(
+                    {"curation_queue_ids": "Some curation queues are not part of this project."}
+                )
         return CurationItem.objects.filter(
             queue__in=queues, decision__in=[CurationItem.Decision.ACCEPT, CurationItem.Decision.FIX]
         )
 
     def _rows(self) -> Iterator[tuple[Any, ...]]:
-        rows = self._qs().order_by("pk").values_list(
-            "pk", "decided_by_id", "fixed_prompt", "fixed_reference", "example_id", "example__prompt",
-            "example__messages", "example__reference", "example__attributes",
+        rows = (
+            self._qs()
+            .order_by("pk")
+            .values_list(
+                "pk",
+                "decided_by_id",
+                "fixed_prompt",
+                "fixed_reference",
+                "example_id",
+                "example__prompt",
+                "example__messages",
+                "example__reference",
+                "example__attributes",
+            )
         )
-        for pk, who, fixed_prompt, fixed_ref, ex_id, prompt, messages, reference, attributes in rows.iterator(chunk_size=CHUNK):
+        for pk, who, fixed_prompt, fixed_ref, ex_id, prompt, messages, reference, attributes in rows.iterator(
+            chunk_size=CHUNK
+        ):
             chat = chat_prompt(prompt, messages)
             if fixed_prompt:
                 users = [i for i, m in enumerate(chat) if m["role"] == "user"]
@@ -613,7 +726,9 @@ class Curated(Source):
             yield pk, who, chat, fixed_ref or reference, attributes
 
     def prompts(self) -> dict[Any, str]:
-        return {("curation", pk): "\n".join(m["content"] for m in chat) for pk, _w, chat, _r, _a in self._rows()}
+        return {
+            ("curation", pk): "\n".join(m["content"] for m in chat) for pk, _w, chat, _r, _a in self._rows()
+        }
 
     def records(self, leaked: set[Any]) -> Iterator[Record]:
         for pk, who, chat, answer, attributes in self._rows():
@@ -628,7 +743,9 @@ class Curated(Source):
                 self.tally.drop(self.name, "no_reference")
             else:
                 self.tally.used["curation_items"].add(pk)
-                yield Record(self.name, f"curation_item:{pk}", chat, answer, attributes=_attrs(attributes, self.name))
+                yield Record(
+                    self.name, f"curation_item:{pk}", chat, answer, attributes=_attrs(attributes, self.name)
+                )
 
 
 class ArenaVotes(Source):
@@ -659,15 +776,37 @@ class ArenaVotes(Source):
 
         opts, tally, name = self.opts, self.tally, self.name
         campaigns = self._campaign_ids()
-        origins = [VoteOrigin.ANNOTATOR, VoteOrigin.IMPORT] if opts.include_imported else [VoteOrigin.ANNOTATOR]
-        votes = Vote.objects.filter(campaign_id__in=campaigns, origin__in=origins).order_by("comparison_id", "pk") \
-            .values_list("comparison_id", "pk", "choice", "annotator_id").iterator(chunk_size=CHUNK)
+        origins = (
+            [VoteOrigin.ANNOTATOR, VoteOrigin.IMPORT] if opts.include_imported else [VoteOrigin.ANNOTATOR]
+        )
+        votes = (
+            Vote.objects.filter(campaign_id__in=campaigns, origin__in=origins)
+            .order_by("comparison_id", "pk")
+            .values_list("comparison_id", "pk", "choice", "annotator_id")
+            .iterator(chunk_size=CHUNK)
+        )
         # Texts come once per comparison, in the same order, merged with the votes (no per-vote join of long texts).
-        texts = Comparison.objects.filter(campaign_id__in=campaigns).order_by("pk").values_list(
-            "pk", "prompt_id", "prompt__example_id", "prompt__text", "prompt__messages", "prompt__example__prompt",
-            "prompt__example__messages", "prompt__attributes", "left__text", "left__output__text",
-            "left__output__error", "right__text", "right__output__text", "right__output__error",
-        ).iterator(chunk_size=CHUNK)
+        texts = (
+            Comparison.objects.filter(campaign_id__in=campaigns)
+            .order_by("pk")
+            .values_list(
+                "pk",
+                "prompt_id",
+                "prompt__example_id",
+                "prompt__text",
+                "prompt__messages",
+                "prompt__example__prompt",
+                "prompt__example__messages",
+                "prompt__attributes",
+                "left__text",
+                "left__output__text",
+                "left__output__error",
+                "right__text",
+                "right__output__text",
+                "right__output__error",
+            )
+            .iterator(chunk_size=CHUNK)
+        )
         counted = {Choice.A, Choice.B}
         if opts.include_ties:
             counted.add(Choice.TIE)
@@ -714,8 +853,22 @@ class ArenaVotes(Source):
             if opts.min_agreement > 0 and (agreement is None or agreement < opts.min_agreement - 1e-12):
                 tally.drop(name, "low_agreement")
                 return None
-            (_, prompt_id, ex_id, p_text, p_messages, ex_prompt, ex_messages, attributes,
-             l_text, l_out, l_err, r_text, r_out, r_err) = row
+            (
+                _,
+                prompt_id,
+                ex_id,
+                p_text,
+                p_messages,
+                ex_prompt,
+                ex_messages,
+                attributes,
+                l_text,
+                l_out,
+                l_err,
+                r_text,
+                r_out,
+                r_err,
+            ) = row
             if (("example", ex_id) if ex_id is not None else ("arena_prompt", prompt_id)) in leaked:
                 tally.drop(name, "leakage")
                 return None
@@ -728,9 +881,18 @@ class ArenaVotes(Source):
                 tally.drop(name, "identical_or_empty")
                 return None
             chosen, rejected = (left, right) if winners[0] == Choice.A else (right, left)
-            prompt = chat_prompt(ex_prompt, ex_messages) if ex_id is not None else chat_prompt(p_text, p_messages)
+            prompt = (
+                chat_prompt(ex_prompt, ex_messages) if ex_id is not None else chat_prompt(p_text, p_messages)
+            )
             tally.used["votes"].add(*kept)
-            return Record(name, f"comparison:{comparison_id}", prompt, chosen, rejected, attributes=_attrs(attributes, name))
+            return Record(
+                name,
+                f"comparison:{comparison_id}",
+                prompt,
+                chosen,
+                rejected,
+                attributes=_attrs(attributes, name),
+            )
 
         for comparison_id, vote_id, choice, annotator_id in votes:
             if comparison_id != current:
@@ -774,25 +936,35 @@ class RubricPairs(Source):
             outs = sorted(by_example[ex_id], key=lambda o: (-usable[o[0]], o[0]))
             pairs = [
                 (usable[a[0]] - usable[b[0]], a, b)
-                for i, a in enumerate(outs) for b in outs[i + 1:]
+                for i, a in enumerate(outs)
+                for b in outs[i + 1 :]
                 if a[1] != b[1]
             ]
             self.tally.candidates[self.name] += len(pairs)
-            wide = sorted((p for p in pairs if p[0] >= self.opts.margin - 1e-12), key=lambda p: (-p[0], p[1][0], p[2][0]))
+            wide = sorted(
+                (p for p in pairs if p[0] >= self.opts.margin - 1e-12),
+                key=lambda p: (-p[0], p[1][0], p[2][0]),
+            )
             self.tally.drop(self.name, "below_margin", len(pairs) - len(wide))
             if ("example", ex_id) in leaked:
                 self.tally.drop(self.name, "leakage", len(wide))
                 continue
             if len(wide) > self.opts.max_pairs_per_prompt:
-                self.tally.drop(self.name, "over_max_pairs_per_prompt", len(wide) - self.opts.max_pairs_per_prompt)
+                self.tally.drop(
+                    self.name, "over_max_pairs_per_prompt", len(wide) - self.opts.max_pairs_per_prompt
+                )
                 wide = wide[: self.opts.max_pairs_per_prompt]
             for _diff, a, b in wide:
                 _used(self.tally, scores[a[0]])
                 _used(self.tally, scores[b[0]])
-                yield Record(self.name, f"outputs:{a[0]}>{b[0]}", a[2], a[1], b[1], attributes=_attrs(a[3], self.name))
+                yield Record(
+                    self.name, f"outputs:{a[0]}>{b[0]}", a[2], a[1], b[1], attributes=_attrs(a[3], self.name)
+                )
 
 
-SOURCES: dict[str, type[Source]] = {s.name: s for s in (RatedOutputs, Corrections, Curated, ArenaVotes, RubricPairs)}
+SOURCES: dict[str, type[Source]] = {
+    s.name: s for s in (RatedOutputs, Corrections, Curated, ArenaVotes, RubricPairs)
+}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -829,7 +1001,9 @@ def records(plan: Plan) -> Iterator[Record]:
     for source in plan.sources:
         for record in source.records(plan.leaked):
             digest = hashlib.blake2b(
-                "\x00".join([repr(record.prompt), record.answer, record.rejected]).encode("utf-8", "surrogatepass"),
+                "\x00".join([repr(record.prompt), record.answer, record.rejected]).encode(
+                    "utf-8", "surrogatepass"
+                ),
                 digest_size=8,
             ).digest()
             if digest in seen:

@@ -112,37 +112,65 @@ def explain_empty(counts: dict[str, Any]) -> str:
         for reason, n in reasons.items():
             dropped[reason] = dropped.get(reason, 0) + n
     leaked = dropped.get("leakage", 0)
-    parts = [f"{n:,} {_REASON_WORDS.get(r, r.replace('_', ' '))}" for r, n in sorted(dropped.items(), key=lambda x: -x[1])]
-    if leaked and leaked == sum(n for r, n in dropped.items() if r not in ("ratings_by_excluded_annotators",)):
-        return (f"Nothing to export: every one of the {leaked:,} record(s) that passed the filters has a prompt in a "
-                "held-out eval set, and those never enter training data. Annotate outputs on prompts outside the "
-                "eval sets.")
+    parts = [
+        f"{n:,} {_REASON_WORDS.get(r, r.replace('_', ' '))}"
+        for r, n in sorted(dropped.items(), key=lambda x: -x[1])
+    ]
+    if leaked and leaked == sum(
+        n for r, n in dropped.items() if r not in ("ratings_by_excluded_annotators",)
+    ):
+        return (
+            f"Nothing to export: every one of the {leaked:,} record(s) that passed the filters has a prompt in a "
+            "held-out eval set, and those never enter training data. Annotate outputs on prompts outside the "
+            "eval sets."
+        )
     return f"Nothing to export: the filters leave no record ({candidates:,} candidate(s); dropped: {'; '.join(parts)})."
 
 
 def _feedback_dataset(project: Project, kind: str, user: AbstractBaseUser | None) -> Dataset:
     dataset, _ = Dataset.objects.get_or_create(
-        project=project, name=DATASET_NAMES[ExportKind(kind)],
-        defaults={"description": "Training data exported from reviews, corrections, curation and arena votes.",
-                  "created_by": user},
+        project=project,
+        name=DATASET_NAMES[ExportKind(kind)],
+        defaults={
+            "description": "Training data exported from reviews, corrections, curation and arena votes.",
+            "created_by": user,
+        },
     )
     return Dataset.objects.select_for_update().get(pk=dataset.pk)
 
 
 def _create_version(
-    *, dataset: Dataset, kind: str, rows_file: Path, count: int, digest: str, attribute_names: list[str],
-    user: AbstractBaseUser | None, summary: dict[str, Any], note: str,
+    *,
+    dataset: Dataset,
+    kind: str,
+    rows_file: Path,
+    count: int,
+    digest: str,
+    attribute_names: list[str],
+    user: AbstractBaseUser | None,
+    summary: dict[str, Any],
+    note: str,
 ) -> DatasetVersion:
     same = dataset.versions.filter(content_hash=digest).order_by("number").first()
     if same is not None:
-        raise ValidationError(f"Nothing new: this export is identical to v{same.number} of “{dataset.name}” "
-                              "(no annotation changed what it contains), so no version was created.")
+        raise ValidationError(
+            f"Nothing new: this export is identical to v{same.number} of “{dataset.name}” "
+            "(no annotation changed what it contains), so no version was created."
+        )
     number = (dataset.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     version = DatasetVersion(
-        dataset=dataset, number=number, source=VersionSource.FEEDBACK,
+        dataset=dataset,
+        number=number,
+        source=VersionSource.FEEDBACK,
         kind=VersionKind.PREFERENCE if kind == ExportKind.DPO else VersionKind.EXAMPLES,
-        content_hash=digest, row_count=count, file_format="jsonl", attribute_names=attribute_names,
-        has_reference=True, change_summary=summary, note=note, created_by=user,
+        content_hash=digest,
+        row_count=count,
+        file_format="jsonl",
+        attribute_names=attribute_names,
+        has_reference=True,
+        change_summary=summary,
+        note=note,
+        created_by=user,
     )
     version.save(force_insert=True)
     batch: list[Example] = []
@@ -191,21 +219,36 @@ def export_create(
         lineage = plan.tally.lineage()
         summary = {
             "feedback_export": None,  # filled in below, once the export row has an id
-            "kind": options.kind, "sources": list(options.sources), "filters": options.as_dict(), "counts": counts,
+            "kind": options.kind,
+            "sources": list(options.sources),
+            "filters": options.as_dict(),
+            "counts": counts,
             "held_out_versions": plan.held_out_ids,
             "excluded_annotators": plan.quality.as_dict()["excluded"],
         }
         with transaction.atomic():
             dataset = _feedback_dataset(project, options.kind, user)
             export = FeedbackExport.objects.create(
-                project=project, kind=options.kind, name=name or f"{options.kind.upper()} from {', '.join(options.sources)}",
-                sources=list(options.sources), filters=options.as_dict(), counts=counts, lineage=lineage,
-                held_out=plan.held_out_ids, created_by=user,
+                project=project,
+                kind=options.kind,
+                name=name or f"{options.kind.upper()} from {', '.join(options.sources)}",
+                sources=list(options.sources),
+                filters=options.as_dict(),
+                counts=counts,
+                lineage=lineage,
+                held_out=plan.held_out_ids,
+                created_by=user,
             )
             summary["feedback_export"] = export.pk
             version = _create_version(
-                dataset=dataset, kind=options.kind, rows_file=staging / ".rows.jsonl", count=count, digest=digest,
-                attribute_names=attribute_names, user=user, summary=summary,
+                dataset=dataset,
+                kind=options.kind,
+                rows_file=staging / ".rows.jsonl",
+                count=count,
+                digest=digest,
+                attribute_names=attribute_names,
+                user=user,
+                summary=summary,
                 note=f"feedback export #{export.pk}: {count:,} records from {counts['annotations']:,} annotations",
             )
             folder = artifact_path("feedback", "exports", export.pk)
@@ -243,7 +286,9 @@ def export_discard(export: FeedbackExport) -> None:
 def export_file(export: FeedbackExport, fmt: str) -> Path:
     key = (export.files or {}).get(fmt)
     if not key:
-        raise ValidationError({"format": f"This export has no {fmt} file; choose one of {', '.join(export.files)}."})
+        raise ValidationError(
+            {"format": f"This export has no {fmt} file; choose one of {', '.join(export.files)}."}
+        )
     path = artifact_from_key(key)
     if not path.exists():
         raise ValidationError({"format": "The file is missing from storage."})
@@ -284,7 +329,9 @@ def _training_config(
         from trainer.config import LORA_FAMILY
 
         if config.method not in LORA_FAMILY:
-            raise ValidationError({"method": f"DPO trains a LoRA-family adapter; {parent} has a {config.method} one"})
+            raise ValidationError(
+                {"method": f"DPO trains a LoRA-family adapter; {parent} has a {config.method} one"}
+            )
     settings = config.to_dict()
     settings.pop("method")
     if beta is not None:
@@ -292,7 +339,9 @@ def _training_config(
     return config.method, settings
 
 
-def _start_training(p: RetrainPipeline, objective: str, parent: Any, export: FeedbackExport, user: Any) -> Any:
+def _start_training(
+    p: RetrainPipeline, objective: str, parent: Any, export: FeedbackExport, user: Any
+) -> Any:
     from evalhub.tuning import services as tuning
 
     settings = dict(p.settings.get(objective, {}))
@@ -300,9 +349,18 @@ def _start_training(p: RetrainPipeline, objective: str, parent: Any, export: Fee
     beta = settings.pop("beta", None)
     placement = settings.pop("placement", None)
     return tuning.training_run_create(
-        project=p.project, user=user, base_model=parent.base_model, train_version=export.version, val_version=None,
-        method=method, placement=placement, hyperparameters=settings, parent_version=parent, objective=objective,
-        beta=beta, name=f"Retrain #{p.pk} · {objective.upper()} on {export.version.label} from {parent}",
+        project=p.project,
+        user=user,
+        base_model=parent.base_model,
+        train_version=export.version,
+        val_version=None,
+        method=method,
+        placement=placement,
+        hyperparameters=settings,
+        parent_version=parent,
+        objective=objective,
+        beta=beta,
+        name=f"Retrain #{p.pk} · {objective.upper()} on {export.version.label} from {parent}",
     )
 
 
@@ -332,13 +390,20 @@ def retrain_start(
         errors.setdefault(field, []).append(message)
 
     parent = (
-        ModelVersion.objects.filter(project=project, pk=parent_id).select_related("base_model", "training_run").first()
-        if parent_id is not None else None
+        ModelVersion.objects.filter(project=project, pk=parent_id)
+        .select_related("base_model", "training_run")
+        .first()
+        if parent_id is not None
+        else None
     )
     if parent is None:
-        add("parent", "That model version does not exist any more (it was deleted, or never was part of this "
-                      "project); choose the version to retrain from." if parent_id is not None
-            else "Choose the model version to retrain from.")
+        add(
+            "parent",
+            "That model version does not exist any more (it was deleted, or never was part of this "
+            "project); choose the version to retrain from."
+            if parent_id is not None
+            else "Choose the model version to retrain from.",
+        )
     if mode not in RetrainMode.values:
         add("mode", f"Choose one of {', '.join(RetrainMode.values)}.")
     if eval_version is None:
@@ -393,12 +458,20 @@ def retrain_start(
     made: list[FeedbackExport] = []
     try:
         sft_export = dpo_export = None
-        for objective, options in (("sft", sft_options if needs_sft else None), ("dpo", dpo_options if needs_dpo else None)):
+        for objective, options in (
+            ("sft", sft_options if needs_sft else None),
+            ("dpo", dpo_options if needs_dpo else None),
+        ):
             if options is None:
                 continue
             try:
-                export = export_create(project=project, user=user, options=options, extra_held_out=[eval_version.pk],
-                                       name=f"Retrain of {parent}: {objective.upper()} data")
+                export = export_create(
+                    project=project,
+                    user=user,
+                    options=options,
+                    extra_held_out=[eval_version.pk],
+                    name=f"Retrain of {parent}: {objective.upper()} data",
+                )
             except ValidationError as exc:
                 message = "; ".join(exc.messages)
                 raise ValidationError({f"{objective}_options": f"{message} Nothing was queued."}) from exc
@@ -406,9 +479,15 @@ def retrain_start(
             sft_export, dpo_export = (export, dpo_export) if objective == "sft" else (sft_export, export)
         with transaction.atomic():
             pipeline = RetrainPipeline.objects.create(
-                project=project, parent=parent, eval_version=eval_version, mode=mode, settings=settings,
-                sft_export=sft_export, dpo_export=dpo_export,
-                stage=RetrainStage.TRAIN_SFT if needs_sft else RetrainStage.TRAIN_DPO, created_by=user,
+                project=project,
+                parent=parent,
+                eval_version=eval_version,
+                mode=mode,
+                settings=settings,
+                sft_export=sft_export,
+                dpo_export=dpo_export,
+                stage=RetrainStage.TRAIN_SFT if needs_sft else RetrainStage.TRAIN_DPO,
+                created_by=user,
             )
             first = sft_export if needs_sft else dpo_export
             assert first is not None
@@ -417,8 +496,11 @@ def retrain_start(
                 pipeline.sft_run = run
             else:
                 pipeline.dpo_run = run
-            _log(pipeline, f"built {', '.join(f'{e.name} ({e.records:,} records, {e.annotations_used:,} annotations)' for e in made)}; "
-                           f"queued training run #{run.pk}")
+            _log(
+                pipeline,
+                f"built {', '.join(f'{e.name} ({e.records:,} records, {e.annotations_used:,} annotations)' for e in made)}; "
+                f"queued training run #{run.pk}",
+            )
             pipeline.save()
         return pipeline
     except BaseException:
@@ -453,7 +535,9 @@ def _reuse_metrics(generation_run: Any, metrics: list[str]) -> Any:
     from evalhub.generation.models import RunStatus
     from evalhub.metrics.models import MetricRun
 
-    for run in MetricRun.objects.filter(generation_run=generation_run, status=RunStatus.SUCCEEDED).order_by("-created_at"):
+    for run in MetricRun.objects.filter(generation_run=generation_run, status=RunStatus.SUCCEEDED).order_by(
+        "-created_at"
+    ):
         if set(metrics) <= set((run.summary or {}).get("done", [])) | set(run.refused or {}):
             return run
     return None
@@ -477,7 +561,11 @@ def _step(p: RetrainPipeline) -> bool:
         if state not in FINISHED:
             return False
         if state != JobStatus.SUCCEEDED:
-            _fail(p, f"training run #{run.pk} {state}" + (f": {run.job.error}" if run.job and run.job.error else ""))
+            _fail(
+                p,
+                f"training run #{run.pk} {state}"
+                + (f": {run.job.error}" if run.job and run.job.error else ""),
+            )
             return True
         version = ModelVersion.objects.filter(training_run=run).first()
         if version is None:
@@ -495,16 +583,25 @@ def _step(p: RetrainPipeline) -> bool:
             return True
         p.new_version = version
         p.new_generation = generation_run_create(
-            project=p.project, model_version=version, eval_version=p.eval_version, settings=p.settings["decode"],
+            project=p.project,
+            model_version=version,
+            eval_version=p.eval_version,
+            settings=p.settings["decode"],
             created_by=p.created_by,
         )
         p.parent_generation = _reuse_parent_generation(p) or generation_run_create(
-            project=p.project, model_version=p.parent, eval_version=p.eval_version, settings=p.settings["decode"],
+            project=p.project,
+            model_version=p.parent,
+            eval_version=p.eval_version,
+            settings=p.settings["decode"],
             created_by=p.created_by,
         )
         p.stage = RetrainStage.GENERATE
-        _log(p, f"{version} trained; generating on {p.eval_version} (runs #{p.new_generation.pk} and "
-                f"#{p.parent_generation.pk} for {p.parent})")
+        _log(
+            p,
+            f"{version} trained; generating on {p.eval_version} (runs #{p.new_generation.pk} and "
+            f"#{p.parent_generation.pk} for {p.parent})",
+        )
         return True
     if p.stage == RetrainStage.GENERATE:
         runs = [p.parent_generation, p.new_generation]
@@ -516,15 +613,25 @@ def _step(p: RetrainPipeline) -> bool:
             return False
         bad = [(r, s) for r, s in zip(runs, states) if s != JobStatus.SUCCEEDED]
         if bad:
-            _fail(p, "; ".join(f"generation run #{r.pk} {s}" + (f": {r.error}" if r.error else "") for r, s in bad))  # type: ignore[union-attr]
+            _fail(
+                p,
+                "; ".join(
+                    f"generation run #{r.pk} {s}" + (f": {r.error}" if r.error else "") for r, s in bad
+                ),
+            )  # type: ignore[union-attr]
             return True
         metrics = list(p.settings.get("metrics") or DEFAULT_METRICS)
         p.parent_metrics = _reuse_metrics(p.parent_generation, metrics) or metric_run_create(
             generation_run=p.parent_generation, metrics=metrics, created_by=p.created_by
         )
-        p.new_metrics = metric_run_create(generation_run=p.new_generation, metrics=metrics, created_by=p.created_by)
+        p.new_metrics = metric_run_create(
+            generation_run=p.new_generation, metrics=metrics, created_by=p.created_by
+        )
         p.stage = RetrainStage.SCORE
-        _log(p, f"generated; scoring {', '.join(metrics)} (metric runs #{p.parent_metrics.pk} and #{p.new_metrics.pk})")
+        _log(
+            p,
+            f"generated; scoring {', '.join(metrics)} (metric runs #{p.parent_metrics.pk} and #{p.new_metrics.pk})",
+        )
         return True
     if p.stage == RetrainStage.SCORE:
         runs = [p.parent_metrics, p.new_metrics]
@@ -536,14 +643,19 @@ def _step(p: RetrainPipeline) -> bool:
             return False
         bad = [(r, s) for r, s in zip(runs, states) if s != JobStatus.SUCCEEDED]
         if bad:
-            _fail(p, "; ".join(f"metric run #{r.pk} {s}" + (f": {r.error}" if r.error else "") for r, s in bad))  # type: ignore[union-attr]
+            _fail(
+                p, "; ".join(f"metric run #{r.pk} {s}" + (f": {r.error}" if r.error else "") for r, s in bad)
+            )  # type: ignore[union-attr]
             return True
         try:
             p.arena_campaign = arena.campaign_create(
-                project=p.project, user=p.created_by, runs=[p.parent_generation, p.new_generation],
+                project=p.project,
+                user=p.created_by,
+                runs=[p.parent_generation, p.new_generation],
                 options=arena.CampaignOptions(
                     name=f"{p.new_version} vs {p.parent} (retrain #{p.pk})",
-                    instructions="Which description would you publish? Judge the text only.", seed=p.pk,
+                    instructions="Which description would you publish? Judge the text only.",
+                    seed=p.pk,
                 ),
             )
         except ValidationError as exc:
@@ -563,7 +675,9 @@ def retrain_advance(pipeline: RetrainPipeline | int) -> RetrainPipeline:
     with transaction.atomic():
         p = RetrainPipeline.objects.select_for_update().get(pk=pk)
         changed = False
-        for _ in range(10):  # a handful of steps can be done at once (a reused generation run is already finished)
+        for _ in range(
+            10
+        ):  # a handful of steps can be done at once (a reused generation run is already finished)
             if not _step(p):
                 break
             changed = True
@@ -574,10 +688,18 @@ def retrain_advance(pipeline: RetrainPipeline | int) -> RetrainPipeline:
 
 def retrain_on_job_finished(job: Job) -> None:
     """The job-finished listener: advance the running pipelines that wait for this job."""
-    waiting = RetrainPipeline.objects.filter(status=RetrainStatus.RUNNING).filter(
-        Q(sft_run__job=job) | Q(dpo_run__job=job) | Q(parent_generation__job=job) | Q(new_generation__job=job)
-        | Q(parent_metrics__job=job) | Q(new_metrics__job=job)
-    ).values_list("pk", flat=True)
+    waiting = (
+        RetrainPipeline.objects.filter(status=RetrainStatus.RUNNING)
+        .filter(
+            Q(sft_run__job=job)
+            | Q(dpo_run__job=job)
+            | Q(parent_generation__job=job)
+            | Q(new_generation__job=job)
+            | Q(parent_metrics__job=job)
+            | Q(new_metrics__job=job)
+        )
+        .values_list("pk", flat=True)
+    )
     for pk in list(waiting):
         retrain_advance(pk)
 
@@ -593,7 +715,14 @@ def retrain_cancel(pipeline: RetrainPipeline) -> RetrainPipeline:
         p.finished_at = timezone.now()
         _log(p, "cancelled")
         p.save()
-    for child in (p.sft_run, p.dpo_run, p.new_generation, p.parent_generation, p.new_metrics, p.parent_metrics):
+    for child in (
+        p.sft_run,
+        p.dpo_run,
+        p.new_generation,
+        p.parent_generation,
+        p.new_metrics,
+        p.parent_metrics,
+    ):
         job = getattr(child, "job", None)
         if job is not None and job.status not in FINISHED:
             job_request_cancel(job)

@@ -34,7 +34,9 @@ def tiny_base(db: Any, tiny_model_dir: Path) -> Any:
     from evalhub.tuning import services
     from trainer.models import ModelSource
 
-    return services.base_model_register(name="tiny-llama", source=ModelSource(kind="folder", path_or_id=str(tiny_model_dir)))
+    return services.base_model_register(
+        name="tiny-llama", source=ModelSource(kind="folder", path_or_id=str(tiny_model_dir))
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -33,7 +33,9 @@ CRITERIA = [
 
 
 def brief(name: str, material: str) -> str:
-    return f"Write a product description (60-90 words).\nProduct: {name}\nMaterial: {material}\nTone: practical"
+    return (
+        f"Write a product description (60-90 words).\nProduct: {name}\nMaterial: {material}\nTone: practical"
+    )
 
 
 def good_text(name: str, material: str) -> str:
@@ -47,14 +49,24 @@ def plain_text(name: str, material: str) -> str:
 def version_of(project: Any, dataset: str, rows: list[dict[str, Any]], split: str = "") -> DatasetVersion:
     ds, _ = Dataset.objects.get_or_create(project=project, name=dataset)
     version = DatasetVersion(
-        dataset=ds, number=ds.versions.count() + 1, source="upload", split_name=split,
-        content_hash=hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest(), row_count=len(rows),
-        attribute_names=["material"], has_reference=any(r.get("reference") for r in rows),
+        dataset=ds,
+        number=ds.versions.count() + 1,
+        source="upload",
+        split_name=split,
+        content_hash=hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest(),
+        row_count=len(rows),
+        attribute_names=["material"],
+        has_reference=any(r.get("reference") for r in rows),
     )
     version.save(force_insert=True)
     Example.objects.bulk_create(
-        Example(version=version, index=i, prompt=r["prompt"], reference=r.get("reference", ""),
-                attributes=r.get("attributes", {}))
+        Example(
+            version=version,
+            index=i,
+            prompt=r["prompt"],
+            reference=r.get("reference", ""),
+            attributes=r.get("attributes", {}),
+        )
         for i, r in enumerate(rows)
     )
     return version
@@ -75,8 +87,14 @@ class Scenario:
     arena: Any = None
 
 
-def scenario(world: Any, *, products: list[tuple[str, str]] | None = None, n_annotators: int = 3,
-             extra_pool_prompts: list[str] | None = None, base: BaseModel | None = None) -> Scenario:
+def scenario(
+    world: Any,
+    *,
+    products: list[tuple[str, str]] | None = None,
+    n_annotators: int = 3,
+    extra_pool_prompts: list[str] | None = None,
+    base: BaseModel | None = None,
+) -> Scenario:
     """Two model versions answered every pool prompt: version 0 names the material, version 1 does not. They are
     base-only versions of `base` (a real model when the test generates or trains, else a placeholder)."""
     products = products or PRODUCTS
@@ -85,23 +103,36 @@ def scenario(world: Any, *, products: list[tuple[str, str]] | None = None, n_ann
         u = get_user_model().objects.create_user(f"rater{i}", password="x")
         Membership.objects.create(project=world.project, user=u, role=Role.ANNOTATOR)
         users.append(u)
-    rows = [{"prompt": brief(n, m), "reference": good_text(n, m), "attributes": {"material": m}} for n, m in products]
+    rows = [
+        {"prompt": brief(n, m), "reference": good_text(n, m), "attributes": {"material": m}}
+        for n, m in products
+    ]
     rows += [{"prompt": p, "attributes": {"material": "n/a"}} for p in extra_pool_prompts or []]
     pool = version_of(world.project, "Feedback pool", rows)
-    ev = version_of(world.project, "Products", [
-        {"prompt": brief(n, m), "reference": good_text(n, m), "attributes": {"material": m}} for n, m in EVAL_PRODUCTS
-    ], split="eval")
+    ev = version_of(
+        world.project,
+        "Products",
+        [
+            {"prompt": brief(n, m), "reference": good_text(n, m), "attributes": {"material": m}}
+            for n, m in EVAL_PRODUCTS
+        ],
+        split="eval",
+    )
     if base is None:
-        base, _ = BaseModel.objects.get_or_create(name="feedback-base",
-                                                  defaults={"source_kind": "folder", "path_or_id": "/x"})
+        base, _ = BaseModel.objects.get_or_create(
+            name="feedback-base", defaults={"source_kind": "folder", "path_or_id": "/x"}
+        )
     start = ModelVersion.objects.filter(project=world.project).count()
     versions, runs = [], []
     s = Scenario(world.project, world.lead, users, pool, ev, versions, runs)
     examples = list(pool.examples.order_by("index"))
     for k in range(2):
-        mv = ModelVersion.objects.create(project=world.project, number=start + k + 1, name=f"writer-{k}", base_model=base)
-        run = GenerationRun.objects.create(project=world.project, model_version=mv, eval_version=pool,
-                                           status=RunStatus.SUCCEEDED)
+        mv = ModelVersion.objects.create(
+            project=world.project, number=start + k + 1, name=f"writer-{k}", base_model=base
+        )
+        run = GenerationRun.objects.create(
+            project=world.project, model_version=mv, eval_version=pool, status=RunStatus.SUCCEEDED
+        )
         for i, ex in enumerate(examples):
             name, material = products[i] if i < len(products) else (f"item {i}", "n/a")
             text = good_text(name, material) if k == 0 else plain_text(name, material)
@@ -125,8 +156,14 @@ def material_rater(user: Any, prompt: str, text: str) -> dict[str, Any]:
     return {"Quality": 5 if named else 2, "Names material": 1 if named else 0}
 
 
-def review(s: Scenario, *, overlap: int = 2, rater: Rater = material_rater, corrections: bool = False,
-           gold: dict[int, dict[str, Any]] | None = None) -> Any:
+def review(
+    s: Scenario,
+    *,
+    overlap: int = 2,
+    rater: Rater = material_rater,
+    corrections: bool = False,
+    gold: dict[int, dict[str, Any]] | None = None,
+) -> Any:
     """A rubric campaign over both runs, rated by every annotator until nothing is left (overlap k).
 
     `gold`: example index -> expected values, for version 0's output of that example (rated by everyone).
@@ -135,8 +172,12 @@ def review(s: Scenario, *, overlap: int = 2, rater: Rater = material_rater, corr
 
     s.rubric = services.rubric_create(project=s.project, name="Copy", criteria=CRITERIA, created_by=s.lead)
     campaign = services.campaign_create(
-        project=s.project, name="Copy round", rubric_version=services.rubric_latest_version(s.rubric),
-        sample=services.SampleSpec(run_ids=tuple(r.pk for r in s.runs)), overlap=overlap, created_by=s.lead,
+        project=s.project,
+        name="Copy round",
+        rubric_version=services.rubric_latest_version(s.rubric),
+        sample=services.SampleSpec(run_ids=tuple(r.pk for r in s.runs)),
+        overlap=overlap,
+        created_by=s.lead,
     )
     for index, expected in (gold or {}).items():
         item = campaign.items.get(output=s.outputs[(0, index)])
@@ -147,11 +188,19 @@ def review(s: Scenario, *, overlap: int = 2, rater: Rater = material_rater, corr
             prompt = output.example.prompt
             corrected = None
             if corrections and not names_material(prompt, output.text):
-                name, material = prompt.split("Product: ")[1].split("\n")[0], prompt.split("Material: ")[1].split("\n")[0]
+                name, material = (
+                    prompt.split("Product: ")[1].split("\n")[0],
+                    prompt.split("Material: ")[1].split("\n")[0],
+                )
                 corrected = good_text(name, material) + f" (edited by {user.username})"
-            services.rating_submit(campaign=campaign, user=user, assignment_token=a.token,
-                                   values=rater(user, prompt, output.text), corrected_text=corrected,
-                                   submission_token=f"{user.pk}-{a.pk}")
+            services.rating_submit(
+                campaign=campaign,
+                user=user,
+                assignment_token=a.token,
+                values=rater(user, prompt, output.text),
+                corrected_text=corrected,
+                submission_token=f"{user.pk}-{a.pk}",
+            )
     s.review = campaign
     return campaign
 
@@ -164,21 +213,32 @@ def material_voter(user: Any, prompt: str, a: str, b: str) -> str:
     return "a" if na and not nb else "b" if nb and not na else "tie"
 
 
-def arena(s: Scenario, *, overlap: int = 1, voter: Voter = material_voter, voters: list[Any] | None = None) -> Any:
+def arena(
+    s: Scenario, *, overlap: int = 1, voter: Voter = material_voter, voters: list[Any] | None = None
+) -> Any:
     """An arena campaign over both runs, judged by the annotators until nothing is left."""
     from evalhub.arena import services
     from evalhub.arena.models import Comparison
 
     campaign = services.campaign_create(
-        project=s.project, user=s.lead, runs=s.runs,
-        options=services.CampaignOptions(name="Material duel", overlap=overlap, seed=3, stop_when_decided=False),
+        project=s.project,
+        user=s.lead,
+        runs=s.runs,
+        options=services.CampaignOptions(
+            name="Material duel", overlap=overlap, seed=3, stop_when_decided=False
+        ),
     )
     for user in voters or s.annotators:
         while (a := services.comparison_next(campaign=campaign, user=user)) is not None:
-            comparison = Comparison.objects.select_related("prompt__example", "left__output", "right__output").get(
-                pk=a.comparison_id)
-            choice = voter(user, comparison.prompt.prompt_text, comparison.left.response_text,
-                           comparison.right.response_text)
+            comparison = Comparison.objects.select_related(
+                "prompt__example", "left__output", "right__output"
+            ).get(pk=a.comparison_id)
+            choice = voter(
+                user,
+                comparison.prompt.prompt_text,
+                comparison.left.response_text,
+                comparison.right.response_text,
+            )
             services.vote_submit(campaign=campaign, user=user, token=comparison.token, choice=choice)
     s.arena = campaign
     return campaign

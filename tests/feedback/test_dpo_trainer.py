@@ -43,19 +43,33 @@ def write_pairs(path: Path, n: int = 8) -> Path:
     with path.open("w") as fh:
         for i in range(n):
             name = PRODUCTS[i % len(PRODUCTS)]
-            fh.write(json.dumps({
-                "prompt": [{"role": "user", "content": f"Describe the {name}."}],
-                "chosen": [{"role": "assistant", "content": f"Made of steel, the {name} lasts."}],
-                "rejected": [{"role": "assistant", "content": f"A {name}."}],
-                "source": "arena",
-            }) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "prompt": [{"role": "user", "content": f"Describe the {name}."}],
+                        "chosen": [{"role": "assistant", "content": f"Made of steel, the {name} lasts."}],
+                        "rejected": [{"role": "assistant", "content": f"A {name}."}],
+                        "source": "arena",
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
 def config(**overrides: Any) -> TrainConfig:
-    values: dict[str, Any] = {"placement": "attention", "rank": 4, "alpha": 8, "max_steps": 6, "batch_size": 4,
-                              "learning_rate": 5e-3, "eval_every_steps": 3, "save_every_steps": 3,
-                              "max_seq_len": 128, "warmup_ratio": 0.0}
+    values: dict[str, Any] = {
+        "placement": "attention",
+        "rank": 4,
+        "alpha": 8,
+        "max_steps": 6,
+        "batch_size": 4,
+        "learning_rate": 5e-3,
+        "eval_every_steps": 3,
+        "save_every_steps": 3,
+        "max_seq_len": 128,
+        "warmup_ratio": 0.0,
+    }
     values.update(overrides)
     return TrainConfig.defaults_for("lora", **values)
 
@@ -63,8 +77,13 @@ def config(**overrides: Any) -> TrainConfig:
 def run(tiny: ModelSource, tmp: Path, out: str, **kwargs: Any) -> Any:
     data = kwargs.pop("train_file", None) or write_pairs(tmp / "pairs.jsonl")
     return train_dpo(
-        kwargs.pop("config", None) or config(), base=tiny, parent_adapter=kwargs.pop("parent_adapter", None),
-        train_file=data, val_file=kwargs.pop("val_file", None), output_dir=tmp / out, cache_dir=tmp / "cache",
+        kwargs.pop("config", None) or config(),
+        base=tiny,
+        parent_adapter=kwargs.pop("parent_adapter", None),
+        train_file=data,
+        val_file=kwargs.pop("val_file", None),
+        output_dir=tmp / out,
+        cache_dir=tmp / "cache",
         **kwargs,
     )
 
@@ -97,13 +116,23 @@ def test_a_fresh_lora_learns_the_preferred_replies(tiny: ModelSource, tmp_path: 
     assert implicit_reward_accuracy(trained, tokenizer, pairs) >= 0.9
 
 
-def test_continuing_a_parent_adapter_keeps_its_shape_and_changes_its_weights(tiny: ModelSource, tmp_path: Path) -> None:
+def test_continuing_a_parent_adapter_keeps_its_shape_and_changes_its_weights(
+    tiny: ModelSource, tmp_path: Path
+) -> None:
     from peft import LoraConfig, get_peft_model
 
     model, _ = load_base(tiny, tmp_path / "cache")
     torch.manual_seed(1)
-    parent = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "k_proj", "v_proj"],
-                                              init_lora_weights=False, task_type="CAUSAL_LM"))
+    parent = get_peft_model(
+        model,
+        LoraConfig(
+            r=2,
+            lora_alpha=4,
+            target_modules=["q_proj", "k_proj", "v_proj"],
+            init_lora_weights=False,
+            task_type="CAUSAL_LM",
+        ),
+    )
     parent.save_pretrained(tmp_path / "parent")
     events: list[dict[str, Any]] = []
     result = run(tiny, tmp_path, "out", parent_adapter=tmp_path / "parent", progress=events.append)
@@ -116,11 +145,18 @@ def test_continuing_a_parent_adapter_keeps_its_shape_and_changes_its_weights(tin
     assert any("continuing the parent adapter" in e.get("message", "") for e in events)
 
 
-def test_cancelled_run_resumes_from_its_checkpoint_to_the_same_weights(tiny: ModelSource, tmp_path: Path) -> None:
+def test_cancelled_run_resumes_from_its_checkpoint_to_the_same_weights(
+    tiny: ModelSource, tmp_path: Path
+) -> None:
     run(tiny, tmp_path, "straight")
     seen: list[dict[str, Any]] = []
-    cancelled = run(tiny, tmp_path, "cut", progress=seen.append,
-                    should_stop=lambda: sum(e["event"] == "step" for e in seen) >= 2)
+    cancelled = run(
+        tiny,
+        tmp_path,
+        "cut",
+        progress=seen.append,
+        should_stop=lambda: sum(e["event"] == "step" for e in seen) >= 2,
+    )
     assert cancelled.status == "cancelled" and cancelled.steps_done == 2
     assert not (tmp_path / "cut" / "final").exists()
     events: list[dict[str, Any]] = []
@@ -147,7 +183,10 @@ def test_a_checkpoint_of_other_data_is_not_resumed(tiny: ModelSource, tmp_path: 
     [
         ('{"prompt": "p", "chosen": "a"}', 'needs "prompt", "chosen" and "rejected"'),
         ('{"prompt": "p", "chosen": "same", "rejected": "same"}', "the same text"),
-        ('{"prompt": "p", "chosen": [{"role": "user", "content": "x"}], "rejected": "b"}', "one assistant message"),
+        (
+            '{"prompt": "p", "chosen": [{"role": "user", "content": "x"}], "rejected": "b"}',
+            "one assistant message",
+        ),
         ('{"prompt": [], "chosen": "a", "rejected": "b"}', "non-empty list"),
         ("not json", "invalid JSON"),
     ],
@@ -160,8 +199,10 @@ def test_unusable_preference_rows_are_refused_naming_the_line(tmp_path: Path, li
     assert info.value.line == 2 and words in str(info.value)
 
 
-@pytest.mark.parametrize(("overrides", "beta", "field"), [({"method": "ia3"}, 0.1, "method"), ({}, 0.0, "beta"),
-                                                          ({"rank": 0}, 0.1, "rank")])
+@pytest.mark.parametrize(
+    ("overrides", "beta", "field"),
+    [({"method": "ia3"}, 0.1, "method"), ({}, 0.0, "beta"), ({"rank": 0}, 0.1, "rank")],
+)
 def test_configs_that_cannot_work_are_refused_before_loading(
     tiny: ModelSource, tmp_path: Path, overrides: dict[str, Any], beta: float, field: str
 ) -> None:
@@ -182,16 +223,33 @@ def test_sequence_log_probabilities_match_trl(tiny: ModelSource, tmp_path: Path)
     from trl import DPOConfig, DPOTrainer
 
     pairs = read_preference_jsonl(write_pairs(tmp_path / "pairs.jsonl"))
-    rows = [{"prompt": p.prompt, "chosen": [{"role": "assistant", "content": p.chosen}],
-             "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
+    rows = [
+        {
+            "prompt": p.prompt,
+            "chosen": [{"role": "assistant", "content": p.chosen}],
+            "rejected": [{"role": "assistant", "content": p.rejected}],
+        }
+        for p in pairs
+    ]
     model, tokenizer = load_base(tiny, tmp_path / "cache")
     ours_chosen = sequence_logps(model, tokenizer, [(p.prompt, p.chosen) for p in pairs])
     ours_rejected = sequence_logps(model, tokenizer, [(p.prompt, p.rejected) for p in pairs])
-    args = DPOConfig(output_dir=str(tmp_path / "trl"), per_device_eval_batch_size=len(rows), report_to=[],
-                     use_cpu=True, gradient_checkpointing=False, max_length=128)
-    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                         eval_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    args = DPOConfig(
+        output_dir=str(tmp_path / "trl"),
+        per_device_eval_batch_size=len(rows),
+        report_to=[],
+        use_cpu=True,
+        gradient_checkpointing=False,
+        max_length=128,
+    )
+    trainer = DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        eval_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], task_type="CAUSAL_LM"),
+    )
     metrics = trainer.evaluate()
     assert metrics["eval_logps/chosen"] == pytest.approx(sum(ours_chosen) / len(pairs), rel=1e-4)
     assert metrics["eval_logps/rejected"] == pytest.approx(sum(ours_rejected) / len(pairs), rel=1e-4)

@@ -11,7 +11,6 @@ from django.core.exceptions import ValidationError
 
 from evalhub.core.storage import artifact_from_key
 from evalhub.datasets.models import DatasetVersion, VersionKind, VersionSource
-from evalhub.feedback import services
 from evalhub.feedback.builders import ExportOptions, IdSet
 from evalhub.feedback.models import FeedbackExport
 from evalhub.feedback.services import export_create
@@ -35,7 +34,9 @@ def refused(call: Any) -> str:
     before = (FeedbackExport.objects.count(), DatasetVersion.objects.count())
     with pytest.raises(ValidationError) as info:
         call()
-    assert (FeedbackExport.objects.count(), DatasetVersion.objects.count()) == before, "a refusal creates nothing"
+    assert (FeedbackExport.objects.count(), DatasetVersion.objects.count()) == before, (
+        "a refusal creates nothing"
+    )
     return " ".join(info.value.messages)
 
 
@@ -65,8 +66,12 @@ def test_the_export_is_an_immutable_feedback_version_with_its_lineage(world: Any
     factories.review(s)
     e = export(s, kind="sft", sources=("rated",), min_score=0.75)
     v = e.version
-    assert v.source == VersionSource.FEEDBACK and v.kind == VersionKind.EXAMPLES and v.row_count == len(PRODUCTS)
-    assert v.change_summary["feedback_export"] == e.pk and v.change_summary["counts"]["written"] == len(PRODUCTS)
+    assert (
+        v.source == VersionSource.FEEDBACK and v.kind == VersionKind.EXAMPLES and v.row_count == len(PRODUCTS)
+    )
+    assert v.change_summary["feedback_export"] == e.pk and v.change_summary["counts"]["written"] == len(
+        PRODUCTS
+    )
     first = v.examples.order_by("index").first()
     assert first.external_id.startswith("output:") and first.attributes["feedback_source"] == "rated"
     assert first.attributes["material"] in {m for _, m in PRODUCTS}
@@ -94,11 +99,19 @@ def test_accepted_and_fixed_curated_examples_are_sft_records(world: Any) -> None
     queue = datasets.curation_queue_create(version=s.pool, name="Check", created_by=s.lead)
     items = list(queue.items.order_by("position").select_related("example"))
     datasets.curation_decide(item=items[0], user=world.annotator, decision="accept")
-    datasets.curation_decide(item=items[1], user=world.annotator, decision="fix",
-                             fixed_prompt=items[1].example.prompt, fixed_reference="Fixed: solid, honest copy.")
+    datasets.curation_decide(
+        item=items[1],
+        user=world.annotator,
+        decision="fix",
+        fixed_prompt=items[1].example.prompt,
+        fixed_reference="Fixed: solid, honest copy.",
+    )
     datasets.curation_decide(item=items[2], user=world.annotator, decision="reject")
     records = rows(export(s, kind="sft", sources=("curated",)))
-    assert [r["messages"][-1]["content"] for r in records] == [items[0].example.reference, "Fixed: solid, honest copy."]
+    assert [r["messages"][-1]["content"] for r in records] == [
+        items[0].example.reference,
+        "Fixed: solid, honest copy.",
+    ]
 
 
 def test_arena_winner_is_chosen_and_loser_rejected(world: Any) -> None:
@@ -128,8 +141,11 @@ def test_ties_and_both_bad_are_left_out_by_default_and_count_when_asked(world: A
     # Counted, it does: only the comparison whose third vote was "both bad" (still left out) keeps full agreement.
     ties_counted = export(s, kind="dpo", sources=("arena",), include_ties=True, min_agreement=0.9)
     assert [r["prompt"][0]["content"] for r in rows(ties_counted)] == [brief(*PRODUCTS[0])]
-    message = refused(lambda: export(s, kind="dpo", sources=("arena",), include_ties=True, include_both_bad=True,
-                                     min_agreement=0.9))
+    message = refused(
+        lambda: export(
+            s, kind="dpo", sources=("arena",), include_ties=True, include_both_bad=True, min_agreement=0.9
+        )
+    )
     assert "agreement below the minimum" in message
 
 
@@ -140,7 +156,9 @@ def test_rubric_pairs_need_the_margin(world: Any) -> None:
     records = rows(wide)
     assert len(records) == len(PRODUCTS)  # 5/5 vs 2/5 = 0.75 apart on the 0..1 scale
     assert all(names_material(r["prompt"][0]["content"], r["chosen"][0]["content"]) for r in records)
-    message = refused(lambda: export(s, kind="dpo", sources=("rubric_pairs",), criteria=("Quality",), margin=0.8))
+    message = refused(
+        lambda: export(s, kind="dpo", sources=("rubric_pairs",), criteria=("Quality",), margin=0.8)
+    )
     assert "score difference below the margin" in message
 
 
@@ -152,7 +170,9 @@ def test_leakage_guard_removes_exact_and_near_duplicate_eval_prompts_and_says_ho
     e = export(s, kind="dpo", sources=("arena",))
     assert e.counts["leaked"] == 2 and e.counts["dropped"]["arena"]["leakage"] == 2
     held_out = {factories.brief(*p) for p in factories.EVAL_PRODUCTS}
-    assert not any(r["prompt"][0]["content"] in held_out or r["prompt"][0]["content"] == near for r in rows(e))
+    assert not any(
+        r["prompt"][0]["content"] in held_out or r["prompt"][0]["content"] == near for r in rows(e)
+    )
     assert e.held_out == [s.eval.pk]
 
 
@@ -197,12 +217,16 @@ def test_adjudicated_only_uses_the_reviewers_final_values(world: Any) -> None:
     def rater(user: Any, prompt: str, text: str) -> dict[str, Any]:
         values = factories.material_rater(user, prompt, text)
         if user == s.annotators[0]:
-            values["Quality"] = 1 if values["Quality"] == 5 else 5  # disagrees everywhere: every item is flagged
+            values["Quality"] = (
+                1 if values["Quality"] == 5 else 5
+            )  # disagrees everywhere: every item is flagged
         return values
 
     factories.review(s, overlap=2, rater=rater)
     first = Adjudication.objects.filter(item__output=s.outputs[(0, 0)]).get()
-    reviews.adjudication_resolve(adjudication=first, reviewer=world.reviewer, values={"Quality": 5, "Names material": 1})
+    reviews.adjudication_resolve(
+        adjudication=first, reviewer=world.reviewer, values={"Quality": 5, "Names material": 1}
+    )
     e = export(s, kind="sft", sources=("rated",), adjudicated_only=True, min_score=0.75)
     assert [r["id"] for r in rows(e)] == [f"output:{s.outputs[(0, 0)].pk}"]
     assert e.lineage["adjudications"] == [[first.pk, first.pk]]
@@ -220,10 +244,20 @@ def test_annotators_below_a_gold_accuracy_are_left_out(world: Any) -> None:
 
     factories.review(s, overlap=3, rater=rater, gold={0: {"Quality": 5, "Names material": 1}})
     # With the liar, no output has unanimous ratings; without, every material-naming one does.
-    assert "agreement below the minimum" in refused(lambda: export(
-        s, kind="sft", sources=("rated",), criteria=("Names material",), min_score=1.0, min_agreement=1.0))
-    honest = export(s, kind="sft", sources=("rated",), criteria=("Names material",), min_score=1.0, min_agreement=1.0,
-                    min_gold_accuracy=0.8)
+    assert "agreement below the minimum" in refused(
+        lambda: export(
+            s, kind="sft", sources=("rated",), criteria=("Names material",), min_score=1.0, min_agreement=1.0
+        )
+    )
+    honest = export(
+        s,
+        kind="sft",
+        sources=("rated",),
+        criteria=("Names material",),
+        min_score=1.0,
+        min_agreement=1.0,
+        min_gold_accuracy=0.8,
+    )
     assert honest.records == len(PRODUCTS) - 1  # the gold output is not training data
     assert honest.version.change_summary["excluded_annotators"] == [liar.pk]
 
@@ -240,9 +274,12 @@ def test_reliability_drops_or_outweighs_a_contrarian(world: Any, mode: str) -> N
     factories.arena(s, overlap=4, voter=voter)
     # Counted as everyone else, the contrarian leaves each comparison at 3 of 4 votes.
     assert "agreement below the minimum" in refused(
-        lambda: export(s, kind="dpo", sources=("arena",), min_agreement=0.9))
+        lambda: export(s, kind="dpo", sources=("arena",), min_agreement=0.9)
+    )
     if mode == "drop":
-        e = export(s, kind="dpo", sources=("arena",), reliability="drop", min_reliability=0.5, min_agreement=1.0)
+        e = export(
+            s, kind="dpo", sources=("arena",), reliability="drop", min_reliability=0.5, min_agreement=1.0
+        )
         assert e.version.change_summary["excluded_annotators"] == [contrarian.pk]
     else:  # weighted by agreement with the others (0 for the contrarian), the honest three decide
         e = export(s, kind="dpo", sources=("arena",), reliability="weight", min_agreement=0.9)
@@ -267,8 +304,8 @@ def test_id_ranges_are_compact_and_exact() -> None:
 
 
 def test_formats_hold_the_same_rows_and_load_with_datasets(world: Any) -> None:
-    from datasets import load_dataset, load_from_disk
     import pyarrow.parquet as pq
+    from datasets import load_dataset, load_from_disk
 
     s = factories.scenario(world)
     factories.arena(s)

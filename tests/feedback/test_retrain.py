@@ -18,18 +18,33 @@ from tests.feedback import factories
 
 pytestmark = pytest.mark.django_db
 
-HP = {"max_steps": 2, "batch_size": 4, "rank": 4, "alpha": 8, "placement": "attention", "max_seq_len": 128,
-      "eval_every_steps": 2, "save_every_steps": 2, "learning_rate": 1e-3}
+HP = {
+    "max_steps": 2,
+    "batch_size": 4,
+    "rank": 4,
+    "alpha": 8,
+    "placement": "attention",
+    "max_seq_len": 128,
+    "eval_every_steps": 2,
+    "save_every_steps": 2,
+    "learning_rate": 1e-3,
+}
 SFT = ExportOptions(kind="sft", sources=("rated", "corrections"), min_score=0.75)
 DPO = ExportOptions(kind="dpo", sources=("arena",))
 
 
 def start(s: factories.Scenario, **kw: Any) -> RetrainPipeline:
     args: dict[str, Any] = {
-        "project": s.project, "user": s.lead, "parent_id": s.versions[0].pk, "eval_version": s.eval,
-        "mode": "sft_dpo", "sft_options": SFT, "dpo_options": DPO,
+        "project": s.project,
+        "user": s.lead,
+        "parent_id": s.versions[0].pk,
+        "eval_version": s.eval,
+        "mode": "sft_dpo",
+        "sft_options": SFT,
+        "dpo_options": DPO,
         "hyperparameters": {"sft": dict(HP), "dpo": {**HP, "beta": 0.2}},
-        "decode": {"max_new_tokens": 6}, "metrics": ["rougeL", "output_length"],
+        "decode": {"max_new_tokens": 6},
+        "metrics": ["rougeL", "output_length"],
     }
     args.update(kw)
     return services.retrain_start(**args)
@@ -61,7 +76,9 @@ def test_one_action_trains_sft_then_dpo_generates_scores_and_opens_an_arena(
     assert p.new_version.training_run == p.dpo_run
     assert p.new_version.lineage["datasets"][0]["version_id"] == p.dpo_export.version_id
     # Both versions generated on the eval set with the same settings, scored, and put in one arena campaign.
-    assert p.new_generation.model_version == p.new_version and p.parent_generation.model_version == s.versions[0]
+    assert (
+        p.new_generation.model_version == p.new_version and p.parent_generation.model_version == s.versions[0]
+    )
     assert p.new_generation.eval_version == p.parent_generation.eval_version == s.eval
     assert p.new_generation.settings["max_new_tokens"] == 6
     assert p.new_metrics.status == p.parent_metrics.status == "succeeded"
@@ -82,8 +99,9 @@ def finish(job_id: int, capture: Any) -> list[Any]:
     return queued
 
 
-def test_each_step_starts_when_the_previous_job_ends(annotated: factories.Scenario,
-                                                     django_capture_on_commit_callbacks: Any) -> None:
+def test_each_step_starts_when_the_previous_job_ends(
+    annotated: factories.Scenario, django_capture_on_commit_callbacks: Any
+) -> None:
     """No job waits for another: each child job's end advances the pipeline by one step."""
     s, capture = annotated, django_capture_on_commit_callbacks
     with capture(execute=False):
@@ -93,7 +111,9 @@ def test_each_step_starts_when_the_previous_job_ends(annotated: factories.Scenar
     assert len(finish(p.dpo_run.job.pk, capture)) == 2  # both generation jobs, sent once the step committed
     p.refresh_from_db()
     assert p.stage == RetrainStage.GENERATE and p.new_generation.model_version == p.new_version
-    assert finish(p.new_generation.job.pk, capture) == []  # the parent's run has not finished yet: nothing to do
+    assert (
+        finish(p.new_generation.job.pk, capture) == []
+    )  # the parent's run has not finished yet: nothing to do
     assert len(finish(p.parent_generation.job.pk, capture)) == 2  # both metric runs
     p.refresh_from_db()
     assert p.stage == RetrainStage.SCORE
@@ -103,23 +123,29 @@ def test_each_step_starts_when_the_previous_job_ends(annotated: factories.Scenar
     assert p.status == RetrainStatus.SUCCEEDED and p.arena_campaign is not None
 
 
-def test_a_missed_notification_is_recovered_by_advancing(annotated: factories.Scenario, monkeypatch: pytest.MonkeyPatch,
-                                                         django_capture_on_commit_callbacks: Any) -> None:
+def test_a_missed_notification_is_recovered_by_advancing(
+    annotated: factories.Scenario, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
     s = annotated
     with django_capture_on_commit_callbacks(execute=False):
         p = start(s, mode="dpo", sft_options=None)
-    monkeypatch.setattr(services, "retrain_on_job_finished", lambda job: None)  # the worker died before telling
+    monkeypatch.setattr(
+        services, "retrain_on_job_finished", lambda job: None
+    )  # the worker died before telling
     finish(p.dpo_run.job.pk, django_capture_on_commit_callbacks)
     p.refresh_from_db()
     assert p.stage == RetrainStage.TRAIN_DPO
     with django_capture_on_commit_callbacks(execute=False):
         p = services.retrain_advance(p)
     assert p.stage == RetrainStage.GENERATE
-    assert services.retrain_advance(p).stage == RetrainStage.GENERATE  # nothing finished since: nothing happens
+    assert (
+        services.retrain_advance(p).stage == RetrainStage.GENERATE
+    )  # nothing finished since: nothing happens
 
 
-def test_a_failed_step_fails_the_pipeline_with_the_reason(annotated: factories.Scenario,
-                                                          django_capture_on_commit_callbacks: Any) -> None:
+def test_a_failed_step_fails_the_pipeline_with_the_reason(
+    annotated: factories.Scenario, django_capture_on_commit_callbacks: Any
+) -> None:
     from evalhub.jobs.services import job_request_cancel
 
     s = annotated
@@ -132,19 +158,29 @@ def test_a_failed_step_fails_the_pipeline_with_the_reason(annotated: factories.S
 
 
 def nothing_queued_after(call: Any) -> dict[str, list[str]]:
-    before = (Job.objects.count(), TrainingRun.objects.count(), FeedbackExport.objects.count(),
-              RetrainPipeline.objects.count())
+    before = (
+        Job.objects.count(),
+        TrainingRun.objects.count(),
+        FeedbackExport.objects.count(),
+        RetrainPipeline.objects.count(),
+    )
     with pytest.raises(ValidationError) as info:
         call()
-    after = (Job.objects.count(), TrainingRun.objects.count(), FeedbackExport.objects.count(),
-             RetrainPipeline.objects.count())
+    after = (
+        Job.objects.count(),
+        TrainingRun.objects.count(),
+        FeedbackExport.objects.count(),
+        RetrainPipeline.objects.count(),
+    )
     assert after == before, "a refused retrain queues nothing and leaves no export behind"
     return info.value.message_dict
 
 
 def test_a_deleted_parent_is_refused_before_anything_is_queued(annotated: factories.Scenario) -> None:
     s = annotated
-    gone = ModelVersion.objects.create(project=s.project, number=99, name="short-lived", base_model=s.versions[0].base_model)
+    gone = ModelVersion.objects.create(
+        project=s.project, number=99, name="short-lived", base_model=s.versions[0].base_model
+    )
     gone_id = gone.pk
     gone.delete()
     errors = nothing_queued_after(lambda: start(s, parent_id=gone_id))
@@ -153,9 +189,13 @@ def test_a_deleted_parent_is_refused_before_anything_is_queued(annotated: factor
 
 def test_an_empty_export_is_refused_before_anything_is_queued(annotated: factories.Scenario) -> None:
     s = annotated
-    strict = ExportOptions(kind="dpo", sources=("arena",), min_agreement=0.9)  # one vote per comparison: no agreement
+    strict = ExportOptions(
+        kind="dpo", sources=("arena",), min_agreement=0.9
+    )  # one vote per comparison: no agreement
     errors = nothing_queued_after(lambda: start(s, mode="sft_dpo", dpo_options=strict))
-    assert "Nothing to export" in errors["dpo_options"][0] and "Nothing was queued" in errors["dpo_options"][0]
+    assert (
+        "Nothing to export" in errors["dpo_options"][0] and "Nothing was queued" in errors["dpo_options"][0]
+    )
     # The SFT export built first was discarded with its version.
     from evalhub.datasets.models import DatasetVersion
 
@@ -171,8 +211,18 @@ def test_feedback_on_the_eval_prompts_is_refused(world: Any, tiny_base: Any) -> 
 
 def test_settings_that_cannot_work_are_refused_naming_the_field(annotated: factories.Scenario) -> None:
     s = annotated
-    errors = nothing_queued_after(lambda: start(
-        s, mode="dpo", sft_options=None, hyperparameters={"dpo": {"rank": 0}}, decode={"max_new_tokens": 0},
-        metrics=["rougeL", "vibes"]))
+    errors = nothing_queued_after(
+        lambda: start(
+            s,
+            mode="dpo",
+            sft_options=None,
+            hyperparameters={"dpo": {"rank": 0}},
+            decode={"max_new_tokens": 0},
+            metrics=["rougeL", "vibes"],
+        )
+    )
     assert {"dpo.rank", "decode.max_new_tokens", "metrics"} <= set(errors)
-    assert "needs a DPO export" in nothing_queued_after(lambda: start(s, mode="dpo", dpo_options=None))["dpo_options"][0]
+    assert (
+        "needs a DPO export"
+        in nothing_queued_after(lambda: start(s, mode="dpo", dpo_options=None))["dpo_options"][0]
+    )

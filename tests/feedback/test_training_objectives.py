@@ -22,12 +22,24 @@ def preference_version(project: Any, n: int = 8) -> Any:
     from evalhub.datasets.models import Dataset, DatasetVersion, Example, VersionKind
 
     dataset, _ = Dataset.objects.get_or_create(project=project, name="Preferences")
-    version = DatasetVersion(dataset=dataset, number=dataset.versions.count() + 1, source="feedback",
-                             kind=VersionKind.PREFERENCE, content_hash=f"{n:064d}", row_count=n, has_reference=True)
+    version = DatasetVersion(
+        dataset=dataset,
+        number=dataset.versions.count() + 1,
+        source="feedback",
+        kind=VersionKind.PREFERENCE,
+        content_hash=f"{n:064d}",
+        row_count=n,
+        has_reference=True,
+    )
     version.save(force_insert=True)
     Example.objects.bulk_create(
-        Example(version=version, index=i, prompt=f"Describe product {i}.", reference=f"Made of steel, product {i}.",
-                rejected=f"Product {i}.")
+        Example(
+            version=version,
+            index=i,
+            prompt=f"Describe product {i}.",
+            reference=f"Made of steel, product {i}.",
+            rejected=f"Product {i}.",
+        )
         for i in range(n)
     )
     return version
@@ -36,10 +48,17 @@ def preference_version(project: Any, n: int = 8) -> Any:
 def train(world: Any, base: Any, train_version: Any, **kwargs: Any) -> TrainingRun:
     hp = dict(TINY_HP)
     hp.update(kwargs.pop("hyperparameters", {}))
-    run = services.training_run_create(project=world.project, user=world.lead, base_model=base,
-                                       train_version=train_version, val_version=kwargs.pop("val_version", None),
-                                       method=kwargs.pop("method", "lora"), placement=kwargs.pop("placement", "attention"),
-                                       hyperparameters=hp, **kwargs)
+    run = services.training_run_create(
+        project=world.project,
+        user=world.lead,
+        base_model=base,
+        train_version=train_version,
+        val_version=kwargs.pop("val_version", None),
+        method=kwargs.pop("method", "lora"),
+        placement=kwargs.pop("placement", "attention"),
+        hyperparameters=hp,
+        **kwargs,
+    )
     assert execute_job(run.job.pk) == "succeeded", Job.objects.get(pk=run.job.pk).error
     run.refresh_from_db()
     return run
@@ -53,17 +72,30 @@ def test_dpo_run_continues_the_parent_and_records_its_lineage(world: Any, tiny_b
     sft = train(world, tiny_base, make_version(world.project, product_rows(0, 12), split="train"))
     parent = ModelVersion.objects.get(training_run=sft)
     prefs = preference_version(world.project)
-    run = train(world, tiny_base, prefs, objective="dpo", beta=0.2, parent_version=parent,
-                hyperparameters={"rank": 8, "learning_rate": 5e-3}, val_version=prefs)
+    run = train(
+        world,
+        tiny_base,
+        prefs,
+        objective="dpo",
+        beta=0.2,
+        parent_version=parent,
+        hyperparameters={"rank": 8, "learning_rate": 5e-3},
+        val_version=prefs,
+    )
     assert run.objective == "dpo" and run.config["beta"] == 0.2
     version = ModelVersion.objects.get(training_run=run)
     assert version.parent == parent
     assert version.lineage["parent_version"] == parent.pk
     assert version.lineage["config"]["objective"] == "dpo" and version.lineage["config"]["beta"] == 0.2
-    assert version.lineage["datasets"][0]["version_id"] == prefs.pk and version.lineage["datasets"][0]["rows_used"] == 8
+    assert (
+        version.lineage["datasets"][0]["version_id"] == prefs.pk
+        and version.lineage["datasets"][0]["rows_used"] == 8
+    )
     # The parent's adapter was continued (rank 4 from TINY_HP), not a fresh rank-8 one.
     assert adapter_config(version)["r"] == adapter_config(parent)["r"] == 4
-    assert [p["step"] for p in run.loss_history if "train_loss" in p] == list(range(1, TINY_HP["max_steps"] + 1))
+    assert [p["step"] for p in run.loss_history if "train_loss" in p] == list(
+        range(1, TINY_HP["max_steps"] + 1)
+    )
     data = (artifact_from_key(run.output_key) / "data" / "train.jsonl").read_text().splitlines()
     row = json.loads(data[0])
     assert row["chosen"] == [{"role": "assistant", "content": "Made of steel, product 0."}]
@@ -73,8 +105,9 @@ def test_dpo_run_continues_the_parent_and_records_its_lineage(world: Any, tiny_b
 def test_sft_with_a_parent_continues_its_adapter(world: Any, tiny_base: Any) -> None:
     train_v = make_version(world.project, product_rows(0, 12), split="train")
     parent = ModelVersion.objects.get(training_run=train(world, tiny_base, train_v))
-    child = ModelVersion.objects.get(training_run=train(world, tiny_base, train_v, parent_version=parent,
-                                                        hyperparameters={"rank": 8}))
+    child = ModelVersion.objects.get(
+        training_run=train(world, tiny_base, train_v, parent_version=parent, hyperparameters={"rank": 8})
+    )
     assert child.parent == parent and adapter_config(child)["r"] == 4
 
 
@@ -91,9 +124,17 @@ def test_dpo_refusals_name_the_field(world: Any, tiny_base: Any) -> None:
     prefs = preference_version(world.project)
 
     def launch(**kw: Any) -> Any:
-        args = {"project": world.project, "user": world.lead, "base_model": tiny_base, "train_version": prefs,
-                "val_version": None, "method": "lora", "placement": "attention", "hyperparameters": dict(TINY_HP),
-                "objective": "dpo"}
+        args = {
+            "project": world.project,
+            "user": world.lead,
+            "base_model": tiny_base,
+            "train_version": prefs,
+            "val_version": None,
+            "method": "lora",
+            "placement": "attention",
+            "hyperparameters": dict(TINY_HP),
+            "objective": "dpo",
+        }
         args.update(kw)
         return services.training_run_create(**args)
 
@@ -105,8 +146,20 @@ def test_dpo_refusals_name_the_field(world: Any, tiny_base: Any) -> None:
 
 def test_a_parent_whose_adapter_does_not_fit_is_refused(world: Any, tiny_base: Any) -> None:
     train_v = make_version(world.project, product_rows(0, 12), split="train")
-    ia3 = ModelVersion.objects.get(training_run=train(world, tiny_base, train_v, method="ia3", placement=None))
-    errors = refused(lambda: services.training_run_create(
-        project=world.project, user=world.lead, base_model=tiny_base, train_version=train_v, val_version=None,
-        method="lora", placement="attention", hyperparameters=dict(TINY_HP), parent_version=ia3))
+    ia3 = ModelVersion.objects.get(
+        training_run=train(world, tiny_base, train_v, method="ia3", placement=None)
+    )
+    errors = refused(
+        lambda: services.training_run_create(
+            project=world.project,
+            user=world.lead,
+            base_model=tiny_base,
+            train_version=train_v,
+            val_version=None,
+            method="lora",
+            placement="attention",
+            hyperparameters=dict(TINY_HP),
+            parent_version=ia3,
+        )
+    )
     assert "IA3 adapter" in errors["parent_version"][0]

@@ -6,86 +6,330 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('arena', '0001_initial'),
-        ('datasets', '0003_version_kind_and_rejected'),
-        ('generation', '0003_run_status_error_output_flags'),
-        ('metrics', '0002_metricrun_status_error_summary'),
-        ('projects', '0001_initial'),
-        ('tuning', '0002_sweep_settings_trial_state_merged_export'),
+        ("arena", "0001_initial"),
+        ("datasets", "0003_version_kind_and_rejected"),
+        ("generation", "0003_run_status_error_output_flags"),
+        ("metrics", "0002_metricrun_status_error_summary"),
+        ("projects", "0001_initial"),
+        ("tuning", "0002_sweep_settings_trial_state_merged_export"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='FeedbackExport',
+            name="FeedbackExport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('sft', 'SFT: prompt and answer'), ('dpo', 'DPO: prompt, chosen and rejected')], max_length=10)),
-                ('name', models.CharField(max_length=200)),
-                ('sources', models.JSONField(default=list, help_text='rated, corrections, curated (SFT); arena, rubric_pairs (DPO)')),
-                ('filters', models.JSONField(default=dict, help_text='every option as applied, defaults included')),
-                ('counts', models.JSONField(default=dict, help_text='candidates, drops by reason, records written, annotations used')),
-                ('lineage', models.JSONField(default=dict, help_text='table -> sorted id ranges [[first, last], ...] of the annotations used')),
-                ('held_out', models.JSONField(default=list, help_text='dataset versions whose prompts were kept out (leakage guard)')),
-                ('files', models.JSONField(default=dict, help_text='format -> artifact key (jsonl, parquet, hf)')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='feedback_exports', to='projects.project')),
-                ('version', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='feedback_export', to='datasets.datasetversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("sft", "SFT: prompt and answer"),
+                            ("dpo", "DPO: prompt, chosen and rejected"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "sources",
+                    models.JSONField(
+                        default=list, help_text="rated, corrections, curated (SFT); arena, rubric_pairs (DPO)"
+                    ),
+                ),
+                (
+                    "filters",
+                    models.JSONField(default=dict, help_text="every option as applied, defaults included"),
+                ),
+                (
+                    "counts",
+                    models.JSONField(
+                        default=dict,
+                        help_text="candidates, drops by reason, records written, annotations used",
+                    ),
+                ),
+                (
+                    "lineage",
+                    models.JSONField(
+                        default=dict,
+                        help_text="table -> sorted id ranges [[first, last], ...] of the annotations used",
+                    ),
+                ),
+                (
+                    "held_out",
+                    models.JSONField(
+                        default=list, help_text="dataset versions whose prompts were kept out (leakage guard)"
+                    ),
+                ),
+                (
+                    "files",
+                    models.JSONField(default=dict, help_text="format -> artifact key (jsonl, parquet, hf)"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="feedback_exports",
+                        to="projects.project",
+                    ),
+                ),
+                (
+                    "version",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="feedback_export",
+                        to="datasets.datasetversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='RetrainPipeline',
+            name="RetrainPipeline",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('mode', models.CharField(choices=[('sft', 'SFT on good and corrected outputs'), ('dpo', 'DPO on preference pairs'), ('sft_dpo', 'SFT, then DPO on top of it')], max_length=10)),
-                ('settings', models.JSONField(default=dict, help_text='hyperparameters per objective, decoding, metrics, arena')),
-                ('stage', models.CharField(choices=[('train_sft', 'Training (SFT)'), ('train_dpo', 'Training (DPO)'), ('generate', 'Generating on the eval set'), ('score', 'Computing metrics'), ('done', 'Arena campaign open')], max_length=12)),
-                ('status', models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], db_index=True, default='running', max_length=12)),
-                ('error', models.TextField(blank=True)),
-                ('log', models.JSONField(blank=True, default=list, help_text='[{at, message}] of each step taken')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('arena_campaign', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='arena.campaign')),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('dpo_export', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='feedback.feedbackexport')),
-                ('dpo_run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tuning.trainingrun')),
-                ('eval_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='datasets.datasetversion')),
-                ('new_generation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='generation.generationrun')),
-                ('new_metrics', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='metrics.metricrun')),
-                ('new_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tuning.modelversion')),
-                ('parent', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='tuning.modelversion')),
-                ('parent_generation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='generation.generationrun')),
-                ('parent_metrics', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='metrics.metricrun')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='retrain_pipelines', to='projects.project')),
-                ('sft_export', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='feedback.feedbackexport')),
-                ('sft_run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tuning.trainingrun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[
+                            ("sft", "SFT on good and corrected outputs"),
+                            ("dpo", "DPO on preference pairs"),
+                            ("sft_dpo", "SFT, then DPO on top of it"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "settings",
+                    models.JSONField(
+                        default=dict, help_text="hyperparameters per objective, decoding, metrics, arena"
+                    ),
+                ),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("train_sft", "Training (SFT)"),
+                            ("train_dpo", "Training (DPO)"),
+                            ("generate", "Generating on the eval set"),
+                            ("score", "Computing metrics"),
+                            ("done", "Arena campaign open"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="running",
+                        max_length=12,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                (
+                    "log",
+                    models.JSONField(
+                        blank=True, default=list, help_text="[{at, message}] of each step taken"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "arena_campaign",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="arena.campaign",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "dpo_export",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="feedback.feedbackexport",
+                    ),
+                ),
+                (
+                    "dpo_run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="tuning.trainingrun",
+                    ),
+                ),
+                (
+                    "eval_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="datasets.datasetversion",
+                    ),
+                ),
+                (
+                    "new_generation",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="generation.generationrun",
+                    ),
+                ),
+                (
+                    "new_metrics",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="metrics.metricrun",
+                    ),
+                ),
+                (
+                    "new_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="tuning.modelversion",
+                    ),
+                ),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="tuning.modelversion",
+                    ),
+                ),
+                (
+                    "parent_generation",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="generation.generationrun",
+                    ),
+                ),
+                (
+                    "parent_metrics",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="metrics.metricrun",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="retrain_pipelines",
+                        to="projects.project",
+                    ),
+                ),
+                (
+                    "sft_export",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="feedback.feedbackexport",
+                    ),
+                ),
+                (
+                    "sft_run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="tuning.trainingrun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='feedbackexport',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['sft', 'dpo'])), name='feedback_export_kind_valid'),
+            model_name="feedbackexport",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["sft", "dpo"])), name="feedback_export_kind_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='retrainpipeline',
-            constraint=models.CheckConstraint(condition=models.Q(('mode__in', ['sft', 'dpo', 'sft_dpo'])), name='retrain_mode_valid'),
+            model_name="retrainpipeline",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("mode__in", ["sft", "dpo", "sft_dpo"])), name="retrain_mode_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='retrainpipeline',
-            constraint=models.CheckConstraint(condition=models.Q(('stage__in', ['train_sft', 'train_dpo', 'generate', 'score', 'done'])), name='retrain_stage_valid'),
+            model_name="retrainpipeline",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("stage__in", ["train_sft", "train_dpo", "generate", "score", "done"])),
+                name="retrain_stage_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='retrainpipeline',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['running', 'succeeded', 'failed', 'cancelled'])), name='retrain_status_valid'),
+            model_name="retrainpipeline",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["running", "succeeded", "failed", "cancelled"])),
+                name="retrain_status_valid",
+            ),
         ),
     ]
