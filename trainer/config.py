@@ -57,6 +57,9 @@ class TrainConfig:
     early_stopping_patience: int | None = 3  # evaluations without improvement; None or 0 disables
     save_every_steps: int = 50
     bf16: bool = False
+    # Recompute each layer's activations in the backward pass instead of storing them: ~30 % slower steps, far
+    # less activation memory (what lets big batches or long sequences fit).
+    gradient_checkpointing: bool = False
     group_by_length: bool = True
     keep_checkpoints: int = 2
 
@@ -70,7 +73,13 @@ class TrainConfig:
         per_method: dict[str, dict[str, Any]] = {
             # all linear layers: the QLoRA paper found attention-only LoRA clearly worse at equal rank.
             "lora": {"learning_rate": 2e-4, "rank": 16, "alpha": 32.0, "placement": "all_linear"},
-            "qlora": {"learning_rate": 2e-4, "rank": 16, "alpha": 32.0, "placement": "all_linear", "bf16": True},
+            "qlora": {
+                "learning_rate": 2e-4,
+                "rank": 16,
+                "alpha": 32.0,
+                "placement": "all_linear",
+                "bf16": True,
+            },
             # DoRA's magnitude vector makes updates larger per step; half LoRA's rate is the usual recommendation.
             "dora": {"learning_rate": 1e-4, "rank": 16, "alpha": 32.0, "placement": "all_linear"},
             # IA3 scales keys, values and the MLP down projection (the IA3 paper's placement), lr from the paper.
@@ -158,7 +167,9 @@ def resolve_target_modules(config: TrainConfig, model: torch.nn.Module) -> list[
     return list(config.placement)
 
 
-def validate(config: TrainConfig, model: torch.nn.Module | None = None, *, has_cuda: bool | None = None) -> None:
+def validate(
+    config: TrainConfig, model: torch.nn.Module | None = None, *, has_cuda: bool | None = None
+) -> None:
     """Raise ConfigError(field, message) for the first setting that cannot work.
 
     `model` (optional, may live on the meta device) enables architecture checks: target modules exist and are of a
@@ -168,9 +179,15 @@ def validate(config: TrainConfig, model: torch.nn.Module | None = None, *, has_c
     if has_cuda is None:
         has_cuda = torch.cuda.is_available()
     c = config
-    _require(c.method in METHODS, "method", f"unknown method {c.method!r}; choose one of {', '.join(METHODS)}")
+    _require(
+        c.method in METHODS, "method", f"unknown method {c.method!r}; choose one of {', '.join(METHODS)}"
+    )
     if c.method == "qlora":
-        missing = [what for what, ok in (("a CUDA GPU", has_cuda), ("bitsandbytes", bitsandbytes_available())) if not ok]
+        missing = [
+            what
+            for what, ok in (("a CUDA GPU", has_cuda), ("bitsandbytes", bitsandbytes_available()))
+            if not ok
+        ]
         _require(
             not missing,
             "method",
@@ -178,7 +195,9 @@ def validate(config: TrainConfig, model: torch.nn.Module | None = None, *, has_c
             "Choose LoRA instead, or run on a GPU worker.",
         )
     if c.method in LORA_FAMILY:
-        _require(isinstance(c.rank, int) and c.rank > 0, "rank", f"rank must be a positive integer, got {c.rank!r}")
+        _require(
+            isinstance(c.rank, int) and c.rank > 0, "rank", f"rank must be a positive integer, got {c.rank!r}"
+        )
         _require(c.alpha > 0, "alpha", f"alpha must be positive, got {c.alpha!r}")
     if c.method in MODULE_METHODS:
         if isinstance(c.placement, str):
@@ -189,7 +208,8 @@ def validate(config: TrainConfig, model: torch.nn.Module | None = None, *, has_c
             )
         else:
             _require(
-                isinstance(c.placement, (list, tuple)) and len(c.placement) > 0
+                isinstance(c.placement, (list, tuple))
+                and len(c.placement) > 0
                 and all(isinstance(p, str) and p for p in c.placement),
                 "placement",
                 "an explicit placement must be a non-empty list of module names",
@@ -202,22 +222,36 @@ def validate(config: TrainConfig, model: torch.nn.Module | None = None, *, has_c
             f"num_virtual_tokens must be a positive integer, got {c.num_virtual_tokens!r}",
         )
     _require(c.learning_rate > 0, "learning_rate", f"learning rate must be positive, got {c.learning_rate!r}")
-    _require(c.scheduler in SCHEDULERS, "scheduler", f"unknown scheduler {c.scheduler!r}; choose {', '.join(SCHEDULERS)}")
-    _require(0 <= c.warmup_ratio < 1, "warmup_ratio", f"warm-up ratio must be in [0, 1), got {c.warmup_ratio!r}")
+    _require(
+        c.scheduler in SCHEDULERS,
+        "scheduler",
+        f"unknown scheduler {c.scheduler!r}; choose {', '.join(SCHEDULERS)}",
+    )
+    _require(
+        0 <= c.warmup_ratio < 1, "warmup_ratio", f"warm-up ratio must be in [0, 1), got {c.warmup_ratio!r}"
+    )
     _require(c.batch_size >= 1, "batch_size", f"batch size must be at least 1, got {c.batch_size!r}")
-    _require(c.grad_accum >= 1, "grad_accum", f"gradient accumulation must be at least 1, got {c.grad_accum!r}")
+    _require(
+        c.grad_accum >= 1, "grad_accum", f"gradient accumulation must be at least 1, got {c.grad_accum!r}"
+    )
     if c.max_steps is None:
         _require(c.epochs >= 1, "epochs", f"epochs must be at least 1 (or set max_steps), got {c.epochs!r}")
     else:
         _require(c.max_steps >= 1, "max_steps", f"max_steps must be at least 1, got {c.max_steps!r}")
     _require(c.weight_decay >= 0, "weight_decay", f"weight decay cannot be negative, got {c.weight_decay!r}")
-    _require(c.optimizer in OPTIMIZERS, "optimizer", f"unknown optimizer {c.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+    _require(
+        c.optimizer in OPTIMIZERS,
+        "optimizer",
+        f"unknown optimizer {c.optimizer!r}; choose {', '.join(OPTIMIZERS)}",
+    )
     _require(
         c.max_grad_norm is None or c.max_grad_norm > 0,
         "max_grad_norm",
         f"max grad norm must be positive (or empty to disable clipping), got {c.max_grad_norm!r}",
     )
-    _require(c.max_seq_len >= 16, "max_seq_len", f"max sequence length must be at least 16, got {c.max_seq_len!r}")
+    _require(
+        c.max_seq_len >= 16, "max_seq_len", f"max sequence length must be at least 16, got {c.max_seq_len!r}"
+    )
     _require(c.eval_every_steps >= 1, "eval_every_steps", "evaluate at least every 1 step")
     _require(c.save_every_steps >= 1, "save_every_steps", "save at least every 1 step")
     _require(
@@ -257,7 +291,9 @@ def _validate_against_model(c: TrainConfig, model: torch.nn.Module) -> None:
                 )
     if c.method in VIRTUAL_TOKEN_METHODS:
         needed = ("num_hidden_layers", "num_attention_heads", "hidden_size")
-        text_config = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
+        text_config = (
+            model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
+        )
         lacking = [k for k in needed if getattr(text_config, k, None) is None]
         _require(
             not lacking,
@@ -271,4 +307,3 @@ def _validate_against_model(c: TrainConfig, model: torch.nn.Module) -> None:
                 "method",
                 f"prefix tuning needs a decoder with a key/value cache; {arch} has none",
             )
-

@@ -87,7 +87,11 @@ def row_to_messages(row: Any, *, line: int | None = None) -> list[Message]:
     if not isinstance(messages, list) or not messages:
         raise DataError('"messages" must be a non-empty list', line=line)
     for m in messages:
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+        if (
+            not isinstance(m, dict)
+            or not isinstance(m.get("role"), str)
+            or not isinstance(m.get("content"), str)
+        ):
             raise DataError('each message needs string "role" and "content"', line=line)
     if not any(m["role"] == "assistant" for m in messages):
         raise DataError("the conversation has no assistant message to learn from", line=line)
@@ -116,7 +120,9 @@ def _render(tokenizer: PreTrainedTokenizerBase, messages: list[Message], *, gene
     return text
 
 
-def assistant_char_spans(tokenizer: PreTrainedTokenizerBase, messages: list[Message]) -> tuple[str, list[tuple[int, int]]]:
+def assistant_char_spans(
+    tokenizer: PreTrainedTokenizerBase, messages: list[Message]
+) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans of its assistant replies (end-of-turn markup included)."""
     if not getattr(tokenizer, "chat_template", None):
         raise DataError("the base model's tokenizer has no chat template; chat SFT needs one")
@@ -160,8 +166,10 @@ def tokenize_conversation(
             positions = [k for k in positions if k <= eos_positions[-1]]
         for k in positions:
             labels[k] = ids[k]
-    if eos_id is not None and spans and not any(
-        ids[k] == eos_id and labels[k] != IGNORE_INDEX for k in range(len(ids))
+    if (
+        eos_id is not None
+        and spans
+        and not any(ids[k] == eos_id and labels[k] != IGNORE_INDEX for k in range(len(ids)))
     ):
         # A template that does not close replies with EOS: append one so the model still learns to stop.
         ids.append(eos_id)

@@ -141,7 +141,9 @@ def converted_gguf_dir(source: ModelSource, cache_dir: Path) -> Path:
     # (or reads) a half-written cache entry.
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, local_files_only=True
+        )
         model = AutoModelForCausalLM.from_pretrained(
             str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
         )
@@ -228,7 +230,9 @@ def load_tokenizer(
         _check_hub_allowed(source, allow_downloads)
         tokenizer = AutoTokenizer.from_pretrained(source.path_or_id, cache_dir=str(Path(cache_dir) / "hub"))
     else:
-        tokenizer = AutoTokenizer.from_pretrained(str(resolve_local_dir(source, cache_dir)), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(resolve_local_dir(source, cache_dir)), local_files_only=True
+        )
     ensure_distinct_pad(tokenizer)
     return tokenizer
 

@@ -17,8 +17,8 @@ Output layout (`output_dir`):
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-import math
 import os
 import random
 import resource
@@ -36,7 +36,15 @@ from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_scheduler, set_seed
 
 from trainer.config import LORA_FAMILY, TrainConfig, linear_module_names, resolve_target_modules, validate
-from trainer.data import IGNORE_INDEX, SFTData, TokenizedExample, collate, epoch_batches, load_sft_file, steps_per_epoch
+from trainer.data import (
+    IGNORE_INDEX,
+    SFTData,
+    TokenizedExample,
+    collate,
+    epoch_batches,
+    load_sft_file,
+    steps_per_epoch,
+)
 from trainer.errors import ConfigError, TrainerError, TrainingFailed
 from trainer.models import ModelSource, load_base
 
@@ -153,6 +161,10 @@ def _load_for_training(
     else:
         model.to(device)
     model.config.use_cache = False  # the KV cache is useless in training and costs memory
+    if config.gradient_checkpointing:
+        # Non-reentrant checkpointing needs no input-embedding grad hook for frozen embeddings (PEFT) and
+        # replays dropout with the saved RNG state, so runs stay reproducible.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model, tokenizer
 
 
@@ -193,7 +205,10 @@ def _make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
             # Weight decay on biases, norm scales and IA3 scaling vectors pulls them to 0, which hurts; only
             # matrices decay (the usual convention).
             (decay if param.ndim >= 2 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     groups = [g for g in groups if g["params"]]
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.learning_rate, momentum=0.9)
@@ -201,7 +216,7 @@ def _make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
 
 
 def _make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
-    warmup = int(round(config.warmup_ratio * total_steps))
+    warmup = round(config.warmup_ratio * total_steps)
     name = config.scheduler
     if name == "constant" and warmup > 0:
         name = "constant_with_warmup"
@@ -245,7 +260,9 @@ def _save_model_dir(
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().to("cpu").contiguous().clone() for n, p in model.named_parameters() if p.requires_grad}
+    return {
+        n: p.detach().to("cpu").contiguous().clone() for n, p in model.named_parameters() if p.requires_grad
+    }
 
 
 def _rng_state() -> dict[str, Any]:
@@ -301,24 +318,74 @@ class _LoopState:
     val_history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _evaluate(
-    model: torch.nn.Module, data: SFTData, config: TrainConfig, pad_id: int, device: torch.device, autocast: Any
+def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+
+
+def causal_lm_loss(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], *, sparse_logits: bool
+) -> torch.Tensor:
+    """Mean next-token cross-entropy over labelled positions, the same number `model(**batch).loss` gives.
+
+    With `sparse_logits`, the output head runs only at positions whose next token is labelled (transformers'
+    `logits_to_keep` with a boolean mask). In chat SFT most tokens are prompt, and the vocabulary projection plus
+    its float32 log-softmax is the largest activation of a small model (SmolLM2: 49,152 x 576), so skipping the
+    unlabelled positions saves both time and memory. Not used for prefix/prompt tuning, where PEFT prepends
+    virtual tokens and shifts positions.
+    """
+    if not sparse_logits:
+        return model(**batch).loss
+    labels = batch["labels"]
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    targets = labels[:, 1:][keep[:, :-1]]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    logits = model(**inputs, logits_to_keep=keep).logits
+    return torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1)
+    )
+
+
+def sparse_logits_supported(model: torch.nn.Module) -> bool:
+    """Whether `causal_lm_loss(..., sparse_logits=True)` applies: the model takes `logits_to_keep` and no
+    virtual tokens shift its positions."""
+    peft_config = getattr(model, "active_peft_config", None)
+    if peft_config is not None and peft_config.is_prompt_learning:
+        return False
+    return _accepts_logits_to_keep(model)
+
+
+def evaluate_loss(
+    model: torch.nn.Module,
+    data: SFTData,
+    *,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device | None = None,
+    bf16: bool = False,
 ) -> float:
+    """Mean cross-entropy over all labelled (assistant) tokens of `data`: the validation loss."""
+    device = device or next(model.parameters()).device
+    sparse = sparse_logits_supported(model)
+    was_training = model.training
     model.eval()
     # Longest-first, fixed order: deterministic, consumes no randomness (so it cannot shift the training RNG).
     order = sorted(range(len(data.examples)), key=lambda i: -len(data.examples[i]))
     total_loss, total_tokens = 0.0, 0
     with torch.no_grad():
-        for start in range(0, len(order), config.batch_size):
-            batch = collate([data.examples[i] for i in order[start : start + config.batch_size]], pad_id)
+        for start in range(0, len(order), batch_size):
+            batch = collate([data.examples[i] for i in order[start : start + batch_size]], pad_id)
             n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
             if n == 0:
                 continue
-            with autocast():
-                loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = causal_lm_loss(
+                    model, {k: v.to(device) for k, v in batch.items()}, sparse_logits=sparse
+                )
             total_loss += float(loss) * n
             total_tokens += n
-    model.train()
+    model.train(was_training)
     return total_loss / max(total_tokens, 1)
 
 
@@ -376,13 +443,16 @@ def train_sft(
     truncated = train.stats.truncated + (val.stats.truncated if val else 0)
     dropped = train.stats.dropped + (val.stats.dropped if val else 0)
     if truncated or dropped:
-        _emit(progress, {
-            "event": "log",
-            "message": f"{truncated} example(s) truncated to max_seq_len={config.max_seq_len}; "
-            f"{dropped} dropped (no assistant tokens left)",
-            "truncated": truncated,
-            "dropped": dropped,
-        })
+        _emit(
+            progress,
+            {
+                "event": "log",
+                "message": f"{truncated} example(s) truncated to max_seq_len={config.max_seq_len}; "
+                f"{dropped} dropped (no assistant tokens left)",
+                "truncated": truncated,
+                "dropped": dropped,
+            },
+        )
 
     per_epoch = steps_per_epoch(len(train.examples), config.batch_size, config.grad_accum)
     total_steps = config.max_steps or config.epochs * per_epoch
@@ -416,13 +486,19 @@ def train_sft(
         with torch.no_grad():
             for name, tensor in load_file(str(checkpoint / "trainable.safetensors")).items():
                 trainable[name].copy_(tensor.to(trainable[name].device))
-        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location=device, weights_only=False))
+        optimizer.load_state_dict(
+            torch.load(checkpoint / "optimizer.pt", map_location=device, weights_only=False)
+        )
         scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=False))
         _set_rng_state(torch.load(checkpoint / "rng.pt", weights_only=False))
         state = _LoopState(**saved["loop"])
         resumed_from = state.step
-        _emit(progress, {"event": "log", "message": f"resumed from checkpoint at step {state.step}", "step": state.step})
+        _emit(
+            progress,
+            {"event": "log", "message": f"resumed from checkpoint at step {state.step}", "step": state.step},
+        )
 
+    sparse = sparse_logits_supported(model)
     use_autocast = config.bf16 or config.method == "qlora"
     amp_dtype = torch.bfloat16 if config.bf16 else torch.float16
 
@@ -439,17 +515,21 @@ def train_sft(
         epoch = step // per_epoch
         loop = asdict(state)
         loop["elapsed_s"] = state.elapsed_s + (time.perf_counter() - session_start)
-        (tmp / "state.json").write_text(json.dumps({
-            "lineage": lineage,
-            "loop": loop,
-            "total_steps": total_steps,
-            "data_order": {
-                "seed": config.seed,
-                "group_by_length": config.group_by_length,
-                "epoch": epoch,
-                "batches_this_epoch": plan_for(epoch),
-            },
-        }))
+        (tmp / "state.json").write_text(
+            json.dumps(
+                {
+                    "lineage": lineage,
+                    "loop": loop,
+                    "total_steps": total_steps,
+                    "data_order": {
+                        "seed": config.seed,
+                        "group_by_length": config.group_by_length,
+                        "epoch": epoch,
+                        "batches_this_epoch": plan_for(epoch),
+                    },
+                }
+            )
+        )
         target = root / f"step-{step}"
         _replace_dir(tmp, target)
         for old in sorted(
@@ -464,7 +544,11 @@ def train_sft(
         if epoch not in plans:
             plans.clear()  # only the current epoch's order is ever needed
             plans[epoch] = epoch_batches(
-                train.lengths, config.batch_size, seed=config.seed, epoch=epoch, group_by_length=config.group_by_length
+                train.lengths,
+                config.batch_size,
+                seed=config.seed,
+                epoch=epoch,
+                group_by_length=config.group_by_length,
             )
         return plans[epoch]
 
@@ -473,7 +557,9 @@ def train_sft(
     status = "completed"
     last_checkpoint = str(checkpoint) if checkpoint else None
     # A run that already early-stopped before being resumed must not train on past its stopping point.
-    no_improvement_stop = bool(config.early_stopping_patience) and state.bad_evals >= (config.early_stopping_patience or 0)
+    no_improvement_stop = bool(config.early_stopping_patience) and state.bad_evals >= (
+        config.early_stopping_patience or 0
+    )
 
     if should_stop is not None and should_stop():
         status = "cancelled"
@@ -487,7 +573,7 @@ def train_sft(
             for examples in micro:
                 batch = {k: v.to(device) for k, v in collate(examples, pad_id).items()}
                 with autocast():
-                    loss = model(**batch).loss
+                    loss = causal_lm_loss(model, batch, sparse_logits=sparse)
                 if not torch.isfinite(loss):
                     kind = "NaN" if torch.isnan(loss) else "infinite"
                     raise TrainingFailed(
@@ -527,41 +613,64 @@ def train_sft(
         state.step += 1
         state.loss_history.append({"step": state.step, "train_loss": step_loss, "lr": lr})
         elapsed = state.elapsed_s + (time.perf_counter() - session_start)
-        _emit(progress, {
-            "event": "step",
-            "step": state.step,
-            "total_steps": total_steps,
-            "epoch": epoch,
-            "train_loss": step_loss,
-            "lr": lr,
-            "tokens": state.tokens_seen,
-            "elapsed_s": elapsed,
-        })
+        _emit(
+            progress,
+            {
+                "event": "step",
+                "step": state.step,
+                "total_steps": total_steps,
+                "epoch": epoch,
+                "train_loss": step_loss,
+                "lr": lr,
+                "tokens": state.tokens_seen,
+                "elapsed_s": elapsed,
+            },
+        )
 
         if val is not None and (state.step % config.eval_every_steps == 0 or state.step == total_steps):
-            val_loss = _evaluate(model, val, config, pad_id, device, autocast)
+            val_loss = evaluate_loss(
+                model,
+                val,
+                batch_size=config.batch_size,
+                pad_id=pad_id,
+                device=device,
+                bf16=use_autocast and config.bf16,
+            )
             state.val_history.append({"step": state.step, "val_loss": val_loss})
             improved = state.best_val_loss is None or val_loss < state.best_val_loss
             if improved:
                 state.best_val_loss, state.best_step, state.bad_evals = val_loss, state.step, 0
-                _save_model_dir(model, tokenizer, output_dir / "best", {**lineage, "step": state.step, "val_loss": val_loss})
+                _save_model_dir(
+                    model,
+                    tokenizer,
+                    output_dir / "best",
+                    {**lineage, "step": state.step, "val_loss": val_loss},
+                )
             else:
                 state.bad_evals += 1
             patience = config.early_stopping_patience
             no_improvement_stop = bool(patience) and state.bad_evals >= patience
-            _emit(progress, {
-                "event": "eval",
-                "step": state.step,
-                "total_steps": total_steps,
-                "val_loss": val_loss,
-                "best_val_loss": state.best_val_loss,
-                "best_step": state.best_step,
-                "tokens": state.tokens_seen,
-                "elapsed_s": state.elapsed_s + (time.perf_counter() - session_start),
-            })
+            _emit(
+                progress,
+                {
+                    "event": "eval",
+                    "step": state.step,
+                    "total_steps": total_steps,
+                    "val_loss": val_loss,
+                    "best_val_loss": state.best_val_loss,
+                    "best_step": state.best_step,
+                    "tokens": state.tokens_seen,
+                    "elapsed_s": state.elapsed_s + (time.perf_counter() - session_start),
+                },
+            )
 
         cancelled = should_stop is not None and should_stop()
-        if state.step % config.save_every_steps == 0 or cancelled or state.step == total_steps or no_improvement_stop:
+        if (
+            state.step % config.save_every_steps == 0
+            or cancelled
+            or state.step == total_steps
+            or no_improvement_stop
+        ):
             if not all(torch.isfinite(p).all() for p in model.parameters() if p.requires_grad):
                 raise TrainingFailed(
                     f"weights became NaN or infinite at step {state.step}; the last good checkpoint is kept "
@@ -574,12 +683,15 @@ def train_sft(
             status = "cancelled"
     if no_improvement_stop:
         status = "early_stopped"
-        _emit(progress, {
-            "event": "log",
-            "message": f"early stopping at step {state.step}: no validation improvement in "
-            f"{config.early_stopping_patience} evaluations (best step {state.best_step})",
-            "step": state.step,
-        })
+        _emit(
+            progress,
+            {
+                "event": "log",
+                "message": f"early stopping at step {state.step}: no validation improvement in "
+                f"{config.early_stopping_patience} evaluations (best step {state.best_step})",
+                "step": state.step,
+            },
+        )
 
     final_dir: Path | None = None
     best_dir: Path | None = None
@@ -627,18 +739,21 @@ def train_sft(
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
-    _emit(progress, {
-        "event": "done",
-        "status": status,
-        "step": state.step,
-        "total_steps": total_steps,
-        "train_loss": result.final_train_loss,
-        "val_loss": final_val,
-        "best_val_loss": state.best_val_loss,
-        "tokens": state.tokens_seen,
-        "elapsed_s": wall,
-        "setup_s": session_start - started,
-    })
+    _emit(
+        progress,
+        {
+            "event": "done",
+            "status": status,
+            "step": state.step,
+            "total_steps": total_steps,
+            "train_loss": result.final_train_loss,
+            "val_loss": final_val,
+            "best_val_loss": state.best_val_loss,
+            "tokens": state.tokens_seen,
+            "elapsed_s": wall,
+            "setup_s": session_start - started,
+        },
+    )
     return result
 
 

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from trainer.models import ModelSource, default_cache_dir, demo_model_source, make_tiny_model, resolve_local_dir
+from trainer.models import (
+    ModelSource,
+    default_cache_dir,
+    demo_model_source,
+    make_tiny_model,
+    resolve_local_dir,
+)
 
 
 @pytest.fixture(scope="session")
@@ -62,13 +68,15 @@ def write_chat_jsonl(path: Path, *, repeat: int = 1, long_reply_words: int = 0) 
         for name, reply in _PRODUCTS:
             if long_reply_words:
                 reply = reply + " more" * long_reply_words
-            rows.append({
-                "messages": [
-                    {"role": "system", "content": "You write short product descriptions."},
-                    {"role": "user", "content": f"Describe the {name}."},
-                    {"role": "assistant", "content": reply},
-                ]
-            })
+            rows.append(
+                {
+                    "messages": [
+                        {"role": "system", "content": "You write short product descriptions."},
+                        {"role": "user", "content": f"Describe the {name}."},
+                        {"role": "assistant", "content": reply},
+                    ]
+                }
+            )
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 

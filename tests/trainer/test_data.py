@@ -45,7 +45,10 @@ def _check_assistant_only_labels(tok) -> None:
     assert len(labelled_eos) == 2 and len(eos_positions) == 5  # system/user turns' EOS stay masked
     assert tok.pad_token_id != tok.eos_token_id
     # The whole sequence is the model's own chat template, token for token.
-    assert example.input_ids == tok.apply_chat_template(CONVERSATION, tokenize=True, return_dict=True)["input_ids"]
+    assert (
+        example.input_ids
+        == tok.apply_chat_template(CONVERSATION, tokenize=True, return_dict=True)["input_ids"]
+    )
 
 
 def test_labels_cover_only_assistant_replies_and_their_eos(tiny_tok) -> None:
@@ -75,12 +78,21 @@ def test_eos_label_survives_batching_while_padding_is_ignored(tiny_tok) -> None:
 def test_prompt_completion_rows_equal_their_messages_form(tmp_path: Path, tiny_tok) -> None:
     path = tmp_path / "pc.jsonl"
     path.write_text(
-        json.dumps({"prompt": "Describe a mug.", "completion": "A sturdy mug."}) + "\n"
-        + json.dumps({"prompt": [{"role": "user", "content": "Hi"}],
-                      "completion": [{"role": "assistant", "content": "Hello!"}]}) + "\n"
+        json.dumps({"prompt": "Describe a mug.", "completion": "A sturdy mug."})
+        + "\n"
+        + json.dumps(
+            {
+                "prompt": [{"role": "user", "content": "Hi"}],
+                "completion": [{"role": "assistant", "content": "Hello!"}],
+            }
+        )
+        + "\n"
     )
     rows = read_jsonl(path)
-    assert rows[0] == [{"role": "user", "content": "Describe a mug."}, {"role": "assistant", "content": "A sturdy mug."}]
+    assert rows[0] == [
+        {"role": "user", "content": "Describe a mug."},
+        {"role": "assistant", "content": "A sturdy mug."},
+    ]
     data = load_sft_file(path, tiny_tok, 512)
     assert _labelled_text(tiny_tok, data.examples[1]) == "Hello!<|im_end|>"
 

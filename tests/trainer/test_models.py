@@ -13,7 +13,9 @@ def test_tiny_model_has_chat_template_and_distinct_pad(tiny_source: ModelSource,
     model, tok = load_base(tiny_source, tmp_path)
     assert model.config.model_type == "llama"
     assert tok.pad_token_id is not None and tok.pad_token_id != tok.eos_token_id
-    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert text.endswith("<|im_start|>assistant\n")
     assert model.config.pad_token_id == tok.pad_token_id
 
@@ -58,11 +60,15 @@ def test_demo_gguf_converted_once_and_matches_direct_gguf_load(
     cached, tok = load_base(demo_source, model_cache_dir)
     assert Path(demo_folder_source.path_or_id).is_relative_to(model_cache_dir)
     assert tok.pad_token_id != tok.eos_token_id
-    assert len(tok) == cached.get_input_embeddings().weight.shape[0], "pad reuse must not resize the vocabulary"
+    assert len(tok) == cached.get_input_embeddings().weight.shape[0], (
+        "pad reuse must not resize the vocabulary"
+    )
     gguf = demo_source.gguf_path()
     direct = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     ids = tok.apply_chat_template(
-        [{"role": "user", "content": "Describe a mug."}], add_generation_prompt=True, return_tensors="pt",
+        [{"role": "user", "content": "Describe a mug."}],
+        add_generation_prompt=True,
+        return_tensors="pt",
         return_dict=True,
     )
     with torch.no_grad():

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from tests.trainer.conftest import write_chat_jsonl
 from trainer.config import TrainConfig
-from trainer.errors import ConfigError, TrainingFailed, TrainerError
+from trainer.errors import ConfigError, TrainerError, TrainingFailed
 from trainer.models import ModelSource, load_base
 from trainer.train import latest_checkpoint, load_trained, merge_adapter, train_sft
 
@@ -22,11 +22,17 @@ PROMPT = [
 
 def _run(config: TrainConfig, source: ModelSource, files: tuple[Path, Path | None], out: Path, **kw: Any):
     train, val = files
-    return train_sft(config, base=source, train_file=train, val_file=val, output_dir=out, cache_dir=out.parent, **kw)
+    return train_sft(
+        config, base=source, train_file=train, val_file=val, output_dir=out, cache_dir=out.parent, **kw
+    )
 
 
 def _adapter_tensors(directory: Path) -> dict[str, torch.Tensor]:
-    name = "adapter_model.safetensors" if (directory / "adapter_model.safetensors").exists() else "model.safetensors"
+    name = (
+        "adapter_model.safetensors"
+        if (directory / "adapter_model.safetensors").exists()
+        else "model.safetensors"
+    )
     return load_file(str(directory / name))
 
 
@@ -54,18 +60,26 @@ def test_every_method_trains_saves_and_generates(
         base, _ = load_base(tiny_source, tmp_path)
         PeftModel.from_pretrained(base, str(best))  # PEFT's own format
     model, tok = load_trained(tiny_source, best, tmp_path)
-    inputs = tok.apply_chat_template(PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    inputs = tok.apply_chat_template(
+        PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     out = model.generate(**inputs, max_new_tokens=4, do_sample=False)
     assert out.shape[1] > inputs["input_ids"].shape[1]
 
 
 def test_model_learns_to_stop_with_eos(tiny_source: ModelSource, tmp_path: Path) -> None:
     train = tmp_path / "one.jsonl"
-    train.write_text(json.dumps({"messages": PROMPT + [{"role": "assistant", "content": "Soft and warm."}]}) + "\n")
-    config = TrainConfig.defaults_for("full", max_steps=40, learning_rate=1e-2, batch_size=1, warmup_ratio=0.0)
+    train.write_text(
+        json.dumps({"messages": PROMPT + [{"role": "assistant", "content": "Soft and warm."}]}) + "\n"
+    )
+    config = TrainConfig.defaults_for(
+        "full", max_steps=40, learning_rate=1e-2, batch_size=1, warmup_ratio=0.0
+    )
     result = _run(config, tiny_source, (train, None), tmp_path / "out")
     model, tok = load_trained(tiny_source, Path(result.final_dir), tmp_path)
-    inputs = tok.apply_chat_template(PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    inputs = tok.apply_chat_template(
+        PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     out = model.generate(**inputs, max_new_tokens=30, do_sample=False)[0, inputs["input_ids"].shape[1] :]
     # It says the reply and then stops: the last generated token is EOS, well before the token limit.
     assert tok.decode(out) == "Soft and warm.<|im_end|>"
@@ -117,8 +131,14 @@ def test_cancel_then_resume_ends_where_an_uninterrupted_run_ends(
         if event["event"] == "step":
             steps_seen.append(event["step"])
 
-    stopped = _run(config, tiny_source, chat_files, tmp_path / "resumed", progress=track,
-                   should_stop=lambda: len(steps_seen) >= 3)
+    stopped = _run(
+        config,
+        tiny_source,
+        chat_files,
+        tmp_path / "resumed",
+        progress=track,
+        should_stop=lambda: len(steps_seen) >= 3,
+    )
     assert stopped.status == "cancelled" and stopped.steps_done == 3
     assert latest_checkpoint(tmp_path / "resumed").name == "step-3"
 
@@ -133,8 +153,9 @@ def test_cancel_then_resume_ends_where_an_uninterrupted_run_ends(
 def test_crash_resumes_from_the_last_periodic_checkpoint(
     tiny_source: ModelSource, chat_files: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    config = TrainConfig.defaults_for("lora", max_steps=7, batch_size=4, dropout=0.1, save_every_steps=2,
-                                      eval_every_steps=3)
+    config = TrainConfig.defaults_for(
+        "lora", max_steps=7, batch_size=4, dropout=0.1, save_every_steps=2, eval_every_steps=3
+    )
     straight = _run(config, tiny_source, chat_files, tmp_path / "straight")
 
     def crash_at_5(event: dict) -> None:
@@ -157,7 +178,9 @@ def test_checkpoint_of_another_config_is_not_resumed(
     _run(config, tiny_source, chat_files, tmp_path / "out", should_stop=lambda: True)
     _run(config, tiny_source, chat_files, tmp_path / "out", should_stop=iter([False, True]).__next__)
     with pytest.raises(ConfigError) as info:
-        _run(TrainConfig.from_dict({**config.to_dict(), "rank": 4}), tiny_source, chat_files, tmp_path / "out")
+        _run(
+            TrainConfig.from_dict({**config.to_dict(), "rank": 4}), tiny_source, chat_files, tmp_path / "out"
+        )
     assert info.value.field == "output_dir"
 
 
@@ -166,7 +189,12 @@ def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(
 ) -> None:
     # An absurd learning rate with plain SGD and no clipping blows the weights up within a few steps.
     config = TrainConfig.defaults_for(
-        "full", max_steps=20, learning_rate=1e6, optimizer="sgd", max_grad_norm=None, save_every_steps=1,
+        "full",
+        max_steps=20,
+        learning_rate=1e6,
+        optimizer="sgd",
+        max_grad_norm=None,
+        save_every_steps=1,
         warmup_ratio=0.0,
     )
     with pytest.raises(TrainingFailed, match=r"became (NaN|infinite|NaN or infinite) at step \d+") as info:
@@ -182,10 +210,19 @@ def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(
 def test_early_stopping_keeps_the_best_adapter(tiny_source: ModelSource, tmp_path: Path) -> None:
     # Train on one reply and validate on a contradicting one: validation loss rises as training memorises.
     train, val = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
-    train.write_text(json.dumps({"messages": PROMPT + [{"role": "assistant", "content": "Soft and warm."}]}) + "\n")
-    val.write_text(json.dumps({"messages": PROMPT + [{"role": "assistant", "content": "Itchy, cold wool."}]}) + "\n")
+    train.write_text(
+        json.dumps({"messages": PROMPT + [{"role": "assistant", "content": "Soft and warm."}]}) + "\n"
+    )
+    val.write_text(
+        json.dumps({"messages": PROMPT + [{"role": "assistant", "content": "Itchy, cold wool."}]}) + "\n"
+    )
     config = TrainConfig.defaults_for(
-        "full", max_steps=60, learning_rate=1e-2, batch_size=1, warmup_ratio=0.0, eval_every_steps=2,
+        "full",
+        max_steps=60,
+        learning_rate=1e-2,
+        batch_size=1,
+        warmup_ratio=0.0,
+        eval_every_steps=2,
         early_stopping_patience=2,
     )
     result = _run(config, tiny_source, (train, val), tmp_path / "out")
@@ -193,7 +230,9 @@ def test_early_stopping_keeps_the_best_adapter(tiny_source: ModelSource, tmp_pat
     losses = {h["step"]: h["val_loss"] for h in result.val_history}
     assert result.best_val_loss == min(losses.values()) and losses[result.best_step] == result.best_val_loss
     assert max(losses) == result.steps_done and result.steps_done - result.best_step == 2 * 2
-    assert json.loads((Path(result.best_dir) / "evalhub_training.json").read_text())["step"] == result.best_step
+    assert (
+        json.loads((Path(result.best_dir) / "evalhub_training.json").read_text())["step"] == result.best_step
+    )
     # Calling again does not train past the stopping point.
     again = _run(config, tiny_source, (train, val), tmp_path / "out")
     assert again.status == "early_stopped" and again.steps_done == result.steps_done
@@ -202,27 +241,40 @@ def test_early_stopping_keeps_the_best_adapter(tiny_source: ModelSource, tmp_pat
 def test_cancel_before_the_first_step_trains_nothing(
     tiny_source: ModelSource, chat_files: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    result = _run(TrainConfig.defaults_for("lora", max_steps=3), tiny_source, chat_files, tmp_path / "out",
-                  should_stop=lambda: True)
+    result = _run(
+        TrainConfig.defaults_for("lora", max_steps=3),
+        tiny_source,
+        chat_files,
+        tmp_path / "out",
+        should_stop=lambda: True,
+    )
     assert result.status == "cancelled" and result.steps_done == 0 and result.final_dir is None
 
 
 def test_merged_lora_matches_the_adapter_and_prompt_tuning_cannot_merge(
     tiny_source: ModelSource, chat_files: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    lora = _run(TrainConfig.defaults_for("lora", max_steps=3, learning_rate=1e-2), tiny_source, chat_files,
-                tmp_path / "lora")
+    lora = _run(
+        TrainConfig.defaults_for("lora", max_steps=3, learning_rate=1e-2),
+        tiny_source,
+        chat_files,
+        tmp_path / "lora",
+    )
     merged_dir = merge_adapter(tiny_source, Path(lora.best_dir), tmp_path / "merged", tmp_path)
     adapted, tok = load_trained(tiny_source, Path(lora.best_dir), tmp_path)
     merged, _ = load_trained(tiny_source, merged_dir, tmp_path)
     base, _ = load_base(tiny_source, tmp_path)
-    inputs = tok.apply_chat_template(PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    inputs = tok.apply_chat_template(
+        PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     with torch.no_grad():
         a, m, b = adapted(**inputs).logits, merged(**inputs).logits, base(**inputs).logits
     torch.testing.assert_close(m, a, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(a, b, atol=1e-5), "the adapter must have changed the model"
 
-    prompt = _run(TrainConfig.defaults_for("prompt", max_steps=1), tiny_source, chat_files, tmp_path / "prompt")
+    prompt = _run(
+        TrainConfig.defaults_for("prompt", max_steps=1), tiny_source, chat_files, tmp_path / "prompt"
+    )
     with pytest.raises(TrainerError, match="cannot be merged"):
         merge_adapter(tiny_source, Path(prompt.best_dir), tmp_path / "merged2", tmp_path)
 
@@ -237,14 +289,24 @@ def test_real_demo_model_lora_adapter_round_trips_through_peft(
     from trainer.train import _peft_config
 
     train = write_chat_jsonl(tmp_path / "train.jsonl")
-    config = TrainConfig.defaults_for("lora", max_steps=3, batch_size=4, learning_rate=1e-3, placement="attention")
-    result = train_sft(config, base=demo_source, train_file=train, val_file=train, output_dir=tmp_path / "out",
-                       cache_dir=model_cache_dir)
+    config = TrainConfig.defaults_for(
+        "lora", max_steps=3, batch_size=4, learning_rate=1e-3, placement="attention"
+    )
+    result = train_sft(
+        config,
+        base=demo_source,
+        train_file=train,
+        val_file=train,
+        output_dir=tmp_path / "out",
+        cache_dir=model_cache_dir,
+    )
     assert result.status == "completed" and result.final_val_loss is not None
     assert result.final_val_loss < result.val_history[0]["val_loss"] + 1.0
 
     base, tok = load_base(demo_source, model_cache_dir)
-    inputs = tok.apply_chat_template(PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    inputs = tok.apply_chat_template(
+        PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     with torch.no_grad():
         base_logits = base(**inputs).logits.clone()
     reloaded = PeftModel.from_pretrained(base, result.final_dir).eval()
@@ -261,3 +323,50 @@ def test_real_demo_model_lora_adapter_round_trips_through_peft(
         reference_logits = reference(**inputs).logits
     assert torch.equal(reloaded_logits, reference_logits)
     assert not torch.allclose(reloaded_logits, base_logits, atol=1e-4), "training must have moved the adapter"
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_sparse_logits_loss_and_gradients_equal_the_models_own_loss(
+    method: str, tiny_source: ModelSource, chat_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from peft import get_peft_model
+
+    from trainer.data import collate, load_sft_file
+    from trainer.train import _peft_config, causal_lm_loss, sparse_logits_supported
+
+    model, tok = load_base(tiny_source, tmp_path)
+    config = TrainConfig.defaults_for(method, dropout=0.0)
+    if method == "lora":
+        model = get_peft_model(model, _peft_config(config, model))
+        torch.manual_seed(0)
+        for name, param in model.named_parameters():
+            if "lora_B" in name:  # B starts at zero; give it values so the adapter path carries gradient
+                torch.nn.init.normal_(param, std=0.1)
+    assert sparse_logits_supported(model)
+    data = load_sft_file(chat_files[0], tok, 512)
+    batch = collate(data.examples[:5], tok.pad_token_id)  # rows of different lengths: padding in play
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    reference = model(**batch).loss
+    ref_grads = torch.autograd.grad(reference, trainable)
+    sparse = causal_lm_loss(model, batch, sparse_logits=True)
+    grads = torch.autograd.grad(sparse, trainable)
+    torch.testing.assert_close(sparse, reference, rtol=1e-5, atol=1e-6)
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_checkpointing_gives_the_same_training_curve(
+    tiny_source: ModelSource, chat_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    config = TrainConfig.defaults_for("lora", max_steps=3, batch_size=4, dropout=0.1, learning_rate=5e-3)
+    plain = _run(config, tiny_source, chat_files, tmp_path / "plain")
+    checkpointed = _run(
+        TrainConfig.from_dict({**config.to_dict(), "gradient_checkpointing": True}),
+        tiny_source,
+        chat_files,
+        tmp_path / "gc",
+    )
+    for a, b in zip(plain.loss_history, checkpointed.loss_history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+    _assert_same_adapter(Path(plain.final_dir), Path(checkpointed.final_dir))
