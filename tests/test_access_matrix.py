@@ -26,13 +26,17 @@ def _modules() -> list[Any]:
     ]
 
 
-def all_rules() -> dict[str, Rule]:
-    rules: dict[str, Rule] = {}
+def _rules_with_modules() -> dict[str, tuple[Rule, Any]]:
+    rules: dict[str, tuple[Rule, Any]] = {}
     for module in _modules():
         for name, rule in getattr(module, "RULES", {}).items():
             assert name not in rules, f"{name} described twice"
-            rules[name] = rule
+            rules[name] = (rule, module)
     return rules
+
+
+def all_rules() -> dict[str, Rule]:
+    return {name: rule for name, (rule, _) in _rules_with_modules().items()}
 
 
 def url_names() -> set[str]:
@@ -66,12 +70,10 @@ def test_every_url_has_a_rule() -> None:
 CASES = [(name, who) for name in sorted(all_rules()) for who in ["anonymous", "outsider", *ROLE_ORDER]]
 
 
-def _objects(world: Any) -> dict[str, Any]:
-    objs: dict[str, Any] = {}
-    for module in _modules():
-        if hasattr(module, "objects"):
-            objs.update(module.objects(world))
-    return objs
+def _rule_and_objects(name: str, world: Any) -> tuple[Rule, dict[str, Any]]:
+    """The rule and the objects its own module builds (modules may reuse names like "campaign")."""
+    rule, module = _rules_with_modules()[name]
+    return rule, (module.objects(world) if hasattr(module, "objects") else {})
 
 
 def _call(client: Any, method: str, url: str, data: dict[str, Any] | None, is_api: bool) -> Any:
@@ -84,8 +86,7 @@ def _call(client: Any, method: str, url: str, data: dict[str, Any] | None, is_ap
 @pytest.mark.django_db
 @pytest.mark.parametrize(("name", "who"), CASES)
 def test_access(name: str, who: str, world: Any, client_for: Any, api_for: Any) -> None:
-    rule = all_rules()[name]
-    objs = _objects(world)
+    rule, objs = _rule_and_objects(name, world)
     kwargs = rule.kwargs(world, objs)
     url = reverse(name, kwargs=kwargs)
     is_api = url.startswith("/api/")
@@ -123,8 +124,7 @@ def test_access(name: str, who: str, world: Any, client_for: Any, api_for: Any) 
 @pytest.mark.parametrize("name", sorted(n for n, r in all_rules().items() if r.min_role in ROLE_ORDER))
 def test_outsider_cannot_reach_objects_through_own_project(name: str, world: Any, client_for: Any, api_for: Any) -> None:
     """The IDOR check: the outsider's own project id with this project's object ids must not find them."""
-    rule = all_rules()[name]
-    objs = _objects(world)
+    rule, objs = _rule_and_objects(name, world)
     kwargs = rule.kwargs(world, objs)
     if set(kwargs) == {"project_id"}:
         pytest.skip("no object id in this URL")

@@ -9,22 +9,20 @@ from tests.access.rules import Rule, project, with_project
 
 def objects(world: Any) -> dict[str, Any]:
     """A succeeded metric run over the generation run built by tests/access/generation.py."""
-    from evalhub.generation.models import GenerationRun, RunStatus
+    from evalhub.generation.models import RunStatus
     from evalhub.jobs.models import Job
     from evalhub.metrics.models import MetricRun, MetricScore
 
-    gen = GenerationRun.objects.filter(project=world.project).order_by("-id").first()
-    if gen is None:  # modules are built in name order, so this only happens if generation's builder changes
-        from tests.access import generation
+    from tests.access import generation
 
-        gen = generation.objects(world)["generation_run"]
+    gen = generation.objects(world)["generation_run"]
     job = Job.objects.create(project=world.project, kind="metrics.score", status="succeeded")
     run = MetricRun.objects.create(project=world.project, generation_run=gen, metrics=["output_length"], job=job,
                                    status=RunStatus.SUCCEEDED)
     MetricScore.objects.bulk_create(
         [MetricScore(metric_run=run, output=o, metric="output_length", value=float(len(o.text))) for o in gen.outputs.all()]
     )
-    return {"metric_run": run}
+    return {"metric_run": run, "model_version": gen.model_version}
 
 
 metric_run = with_project(metric_run_id="metric_run")
