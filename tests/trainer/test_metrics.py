@@ -103,7 +103,13 @@ def test_bad_options_are_refused_by_name() -> None:
     with pytest.raises(MetricError, match="use_stemer"):
         score(["rouge1"], ["a"], ["a"], options={"rouge": {"use_stemer": True}})
     with pytest.raises(MetricError, match="keyed by metric"):
-        score(["bertscore"], ["a"], ["a"], options={"num_layers": 6})  # type: ignore[dict-item]
+        score(["bleu", "output_length"], ["a"], ["a"], options={"lowercase": True})  # type: ignore[dict-item]
+    # With a single metric, a flat dict of its options is unambiguous and accepted.
+    flat = score(["bleu"], ["HELLO world"], ["hello world"], options={"lowercase": True})  # type: ignore[dict-item]
+    assert flat["bleu"].per_item == pytest.approx([sacrebleu.sentence_bleu("HELLO world", ["hello world"],
+                                                                            lowercase=True).score])
+    with pytest.raises(MetricError, match="unknown option"):
+        score(["bleu"], ["a"], ["a"], options={"lowercse": True})  # type: ignore[dict-item]
     with pytest.raises(MetricError, match="unit"):
         score(["output_length"], ["a"], options={"output_length": {"unit": "bytes"}})
     # Options for a metric not asked for this time are ignored: one options dict can serve a whole run.

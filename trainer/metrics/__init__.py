@@ -196,9 +196,15 @@ def _clean_list(values: Sequence[str | bytes | None], label: str) -> list[str | 
 def _resolve_options(
     names: Sequence[str], options: Mapping[str, Mapping[str, Any]] | None
 ) -> dict[str, dict[str, Any]]:
-    """Options per module; keys may be module names ("rouge") or metric names ("rouge1")."""
+    """Options per module; keys may be module names ("rouge") or metric names ("rouge1"). When the request
+    involves exactly one module, a flat dict of that module's options (`{"num_layers": 4}`) is accepted too."""
     per_module: dict[str, dict[str, Any]] = {}
-    for key, values in (options or {}).items():
+    options = options or {}
+    modules = {METRICS[n].module for n in names if n in METRICS}
+    named = set(MODULE_OPTIONS) | set(METRICS) | set(names)
+    if options and len(modules) == 1 and len(names) == 1 and not (set(options) & named):
+        options = {next(iter(modules)): options}
+    for key, values in options.items():
         if key in MODULE_OPTIONS:
             module = key
         elif key in METRICS:
@@ -236,7 +242,8 @@ def score(
     `references`: one per prediction, or None for an eval set without references (then any reference-based metric
     raises MetricError naming it; use `plan()` first to run only the reference-free ones). `options`: per module or
     metric name, e.g. `{"bertscore": {"model_path": "/models/x", "num_layers": 4}, "rouge": {"use_stemmer": True}}`;
-    entries for metrics not requested in this call are ignored, so one options dict can serve a whole run.
+    entries for metrics not requested in this call are ignored, so one options dict can serve a whole run. For a
+    single metric a flat dict of its options is accepted (`score(["bertscore"], ..., options={"num_layers": 4})`).
     Raises MetricError for unknown or refused metrics, bad options, or a module that fails.
     """
     names = list(dict.fromkeys(metric_names))

@@ -10,9 +10,10 @@ Where the time goes and what we do about it (the transformer forward is ~97 % of
   "USB-C") split into many word pieces, so its batches carry a lot of padding. We sort by *token* count, so a batch
   of `batch_size` sentences is padded to almost nothing.
 - each unique sentence (candidates and references together) is embedded once, under `torch.inference_mode`.
-- on CPU the model's linear layers (~75 % of the forward) run through oneDNN with weights pre-packed once (and the
-  feed-forward GELU fused), the kernels `torch.compile` uses for frozen CPU models; on this project's AMD CPUs they
-  are ~1.7x faster than the default MKL sgemm. The swap is checked on a probe batch and undone if outputs differ.
+- on CPU the model's linear layers (~75 % of the forward) run through oneDNN with weights pre-packed once, with the
+  feed-forward GELU and the residual adds fused in: the kernels `torch.compile` uses for frozen CPU models. On this
+  project's AMD CPUs they are ~1.7x faster than the default MKL sgemm. The unused pooler is dropped. The swap is
+  checked on a probe batch and undone if outputs differ.
 - greedy matching runs on chunks of pairs as one batched matmul, gathering token vectors from one packed tensor;
   chunks are formed from pairs of similar lengths, so one 512-token outlier does not inflate every chunk, and a
   repeated (candidate, reference) pair is matched once.
@@ -27,11 +28,13 @@ bert_score's. Consequently `batch_size` is part of the metric's definition, as i
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -218,9 +221,11 @@ def _greedy_match(
             idx = order[start:end]
             c_vec, c_w, c_valid = _gather(packed, weights, offsets[cand[idx]], c_len[idx])
             r_vec, r_w, r_valid = _gather(packed, weights, offsets[ref[idx]], r_len[idx])
-            sim = torch.bmm(c_vec, r_vec.transpose(1, 2))
-            best_for_cand = sim.masked_fill(~r_valid[:, None, :], float("-inf")).amax(dim=2)
-            best_for_ref = sim.masked_fill(~c_valid[:, :, None], float("-inf")).amax(dim=1)
+            # Padding columns get -inf inside the matmul itself (one pass), padding rows in place afterwards.
+            r_bias = torch.zeros(r_valid.shape).masked_fill_(~r_valid, float("-inf"))[:, None, :]
+            sim = torch.baddbmm(r_bias, c_vec, r_vec.transpose(1, 2))
+            best_for_cand = sim.amax(dim=2)
+            best_for_ref = sim.masked_fill_(~c_valid[:, :, None], float("-inf")).amax(dim=1)
             # bert_score's padding floor (see module docstring).
             best_for_cand = torch.where(r_padded[idx, None], best_for_cand.clamp(min=0.0), best_for_cand)
             best_for_ref = torch.where(c_padded[idx, None], best_for_ref.clamp(min=0.0), best_for_ref)
@@ -264,8 +269,39 @@ class _PackedLinear(torch.nn.Module):
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, self.activation, [], algorithm)
 
 
+class _DenseAddNorm(torch.nn.Module):
+    """BERT's `SelfOutput`/`Output` block, LayerNorm(dense(h) + residual), with dense and the residual add done by
+    one oneDNN call (dropout is a no-op at inference)."""
+
+    def __init__(self, block: torch.nn.Module) -> None:
+        super().__init__()
+        dense = block.dense
+        assert isinstance(dense, torch.nn.Linear)
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(dense.weight.detach())
+        self.bias = dense.bias.detach().clone() if dense.bias is not None else None
+        self.LayerNorm = block.LayerNorm
+
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        summed = torch.ops.mkldnn._linear_pointwise.binary(
+            hidden_states, input_tensor.contiguous(), self.packed, self.bias, "add"
+        )
+        return self.LayerNorm(summed)
+
+
+def _is_dense_add_norm(module: torch.nn.Module) -> bool:
+    """A BERT-family `...SelfOutput`/`...Output` block: dense -> dropout -> LayerNorm(x + residual)."""
+    if not (
+        type(getattr(module, "dense", None)) is torch.nn.Linear
+        and isinstance(getattr(module, "LayerNorm", None), torch.nn.LayerNorm)
+        and isinstance(getattr(module, "dropout", None), torch.nn.Dropout)
+    ):
+        return False
+    return list(inspect.signature(module.forward).parameters) == ["hidden_states", "input_tensor"]
+
+
 def _use_onednn_linears(model: torch.nn.Module) -> bool:
-    """Swap the model's linear layers for pre-packed oneDNN ones if that keeps its outputs; True if swapped."""
+    """Swap the model's linear layers for pre-packed oneDNN ones (fusing BERT's GELU and residual adds) if that
+    keeps its outputs; True if swapped. Also drops the unused pooler."""
     if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
         return False
     probe = torch.randint(1000, 2000, (2, 9), generator=torch.Generator().manual_seed(0))
@@ -273,27 +309,34 @@ def _use_onednn_linears(model: torch.nn.Module) -> bool:
     probe_mask[1, 6:] = 0
     with torch.inference_mode():
         expected = model(probe, attention_mask=probe_mask)[0]
-    replaced: list[tuple[torch.nn.Module, str, torch.nn.Module]] = []
+    replaced: list[tuple[torch.nn.Module, str, Any]] = []
+
+    def swap(parent: torch.nn.Module, name: str, new: Any) -> None:
+        replaced.append((parent, name, getattr(parent, name)))
+        setattr(parent, name, new)
+
     fuse_gelu = getattr(getattr(model, "config", None), "hidden_act", None) == "gelu"
     try:
+        if isinstance(getattr(model, "pooler", None), torch.nn.Module):
+            # BertModel computes a pooled [CLS] vector on every call; BERTScore never reads it.
+            swap(model, "pooler", None)
         for parent in list(model.modules()):
             act = getattr(parent, "intermediate_act_fn", None)
             dense = getattr(parent, "dense", None)
-            if fuse_gelu and isinstance(dense, torch.nn.Linear) and act is not None:
+            if fuse_gelu and type(dense) is torch.nn.Linear and act is not None:
                 # BERT's feed-forward: dense then exact GELU, fused into one oneDNN call.
-                replaced.append((parent, "dense", dense))
-                replaced.append((parent, "intermediate_act_fn", act))
-                parent.dense = _PackedLinear(dense, "gelu")
-                parent.intermediate_act_fn = torch.nn.Identity()
+                swap(parent, "dense", _PackedLinear(dense, "gelu"))
+                swap(parent, "intermediate_act_fn", torch.nn.Identity())
             for name, child in list(parent.named_children()):
-                if type(child) is torch.nn.Linear:
-                    replaced.append((parent, name, child))
-                    setattr(parent, name, _PackedLinear(child))
+                if _is_dense_add_norm(child):
+                    swap(parent, name, _DenseAddNorm(child))
+                elif type(child) is torch.nn.Linear:
+                    swap(parent, name, _PackedLinear(child))
         with torch.inference_mode():
             got = model(probe, attention_mask=probe_mask)[0]
         if (got - expected)[probe_mask.bool()].abs().max().item() <= _PROBE_TOLERANCE:
             return True
-    except (RuntimeError, NotImplementedError):
+    except (RuntimeError, NotImplementedError, TypeError, AssertionError):
         pass
     for parent, name, original in reversed(replaced):
         setattr(parent, name, original)
