@@ -293,6 +293,15 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name[5:]), default=None)
 
 
+def _remove_partial_writes(output_dir: Path) -> None:
+    """Drop temp dirs left by a process killed mid-write (they never replaced a complete directory)."""
+    for parent in (output_dir, output_dir / CHECKPOINTS):
+        if parent.is_dir():
+            for leftover in parent.glob(".*"):
+                if leftover.is_dir() and (leftover.name.startswith(".tmp-") or ".old-" in leftover.name):
+                    shutil.rmtree(leftover, ignore_errors=True)
+
+
 def _file_fingerprint(path: Path | None) -> str | None:
     if path is None:
         return None
@@ -473,6 +482,7 @@ def train_sft(
     }
     state = _LoopState()
     resumed_from: int | None = None
+    _remove_partial_writes(output_dir)
     checkpoint = latest_checkpoint(output_dir)
     if checkpoint is not None:
         saved = json.loads((checkpoint / "state.json").read_text())

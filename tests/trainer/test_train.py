@@ -165,8 +165,12 @@ def test_crash_resumes_from_the_last_periodic_checkpoint(
     with pytest.raises(RuntimeError, match="worker died"):
         _run(config, tiny_source, chat_files, tmp_path / "crashed", progress=crash_at_5)
     assert latest_checkpoint(tmp_path / "crashed").name == "step-4"
+    # A kill in the middle of writing step 6 leaves a partial temp dir; it must be ignored and cleaned up.
+    partial = tmp_path / "crashed" / "checkpoints" / ".tmp-step-6-999"
+    partial.mkdir()
+    (partial / "trainable.safetensors").write_bytes(b"half a file")
     resumed = _run(config, tiny_source, chat_files, tmp_path / "crashed")
-    assert resumed.resumed_from_step == 4
+    assert resumed.resumed_from_step == 4 and not partial.exists()
     assert resumed.loss_history == straight.loss_history
     _assert_same_adapter(Path(straight.final_dir), Path(resumed.final_dir))
 
