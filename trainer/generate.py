@@ -195,15 +195,34 @@ class Generator:
             if name in self._adapters:
                 self._delete(name)
                 del self._adapters[name]
+            first = not self._adapters
             try:
-                if not self._adapters:
+                if first:
                     self.model = PeftModel.from_pretrained(self.base_model, str(folder), adapter_name=name)
                 else:
                     self.model.load_adapter(str(folder), adapter_name=name)
             except Exception as exc:
+                # Corrupt or mismatched files surface as many exception types. PEFT injects the adapter's layers
+                # before it reads the weights, so a failed load must not leave half-initialised layers that change
+                # what the base or the other adapters generate.
+                self._discard_failed(name, first)
                 raise ModelLoadError(f"cannot load adapter {name!r} from {folder}: {type(exc).__name__}: {exc}") from exc
             self.model.eval()
             self._adapters[name] = str(folder)
+
+    def _discard_failed(self, name: str, first: bool) -> None:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        if first:
+            self.model = self.base_model
+            for parent in list(self.base_model.modules()):
+                for child_name, child in list(parent.named_children()):
+                    if isinstance(child, BaseTunerLayer):
+                        setattr(parent, child_name, child.get_base_layer())
+            return
+        if name in getattr(self.model, "peft_config", {}):
+            self.model.set_adapter(next(iter(self._adapters)))
+            self.model.delete_adapter(name)
 
     def remove_adapter(self, name: str) -> None:
         with self._lock:

@@ -151,15 +151,40 @@ def test_adapters_share_one_base(generator: Generator, tiny_source: ModelSource,
         generator.generate(PROMPTS[:1], adapter="b", settings=settings)
 
 
+def _make_mismatched_adapter(dest: Path) -> Path:
+    """A LoRA adapter for a Llama of another width: its weights cannot fit the tiny base."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    other = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2))
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(other, config).save_pretrained(dest)
+    return dest
+
+
 def test_bad_adapter_folders_are_refused(generator: Generator, tiny_source: ModelSource, tmp_path: Path) -> None:
+    settings = DecodeSettings(max_new_tokens=6)
+    base = [o.text for o in generator.generate(PROMPTS, settings=settings)]
     with pytest.raises(ModelLoadError, match="adapter_config.json"):
         generator.add_adapter("missing", tmp_path / "nowhere")
     corrupt = _make_adapter(tiny_source, tmp_path / "corrupt", seed=3)
     (corrupt / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(ModelLoadError, match="corrupt"):
-        generator.add_adapter("corrupt", corrupt)
-    assert generator.adapters == {}
-    assert len(generator.generate(PROMPTS[:2], settings=DecodeSettings(max_new_tokens=3))) == 2
+    mismatched = _make_mismatched_adapter(tmp_path / "mismatched")
+    for bad in (corrupt, mismatched):
+        with pytest.raises(ModelLoadError, match="cannot load adapter"):
+            generator.add_adapter("bad", bad)
+        assert generator.adapters == {}
+        # The failed load left no half-initialised layers behind: the base generates exactly as before.
+        assert [o.text for o in generator.generate(PROMPTS, settings=settings)] == base
+
+    generator.add_adapter("good", _make_adapter(tiny_source, tmp_path / "good", seed=4))
+    good = [o.text for o in generator.generate(PROMPTS, adapter="good", settings=settings)]
+    for bad in (corrupt, mismatched):
+        with pytest.raises(ModelLoadError):
+            generator.add_adapter("bad", bad)
+    assert list(generator.adapters) == ["good"]
+    assert [o.text for o in generator.generate(PROMPTS, adapter="good", settings=settings)] == good
+    assert [o.text for o in generator.generate(PROMPTS, settings=settings)] == base
 
 
 def test_bad_prompts_and_settings() -> None:
