@@ -1,0 +1,236 @@
+"""The demo steps of the later stages (generation, metrics, reviews, arena), run through the loader on the real demo
+data but a tiny random model: they build what a visitor's pages need, and a second run changes nothing."""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from evalhub.demo import loader
+
+pytestmark = pytest.mark.django_db
+
+OURS = (
+    "generation: v1 base and v2 LoRA on the eval split",
+    "metrics: ROUGE, BLEU, chrF, BERTScore, length",
+    "reviews: content rubric campaign, annotator2 halfway",
+    "arena: v1 base vs v2 LoRA, annotator2 halfway",
+)
+BEFORE = (
+    "users",
+    "project",
+    "dataset: import products.jsonl",
+    "dataset: split train/validation/eval",
+    "tuning: base model, v1 base, v2 LoRA",
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    # Tiny models on a shared 2-core machine: more threads than cores makes every step slower.
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from trainer.models import make_tiny_model
+
+    path = tmp_path_factory.mktemp("tiny-llama")
+    make_tiny_model(path, seed=0)
+    return path
+
+
+@pytest.fixture
+def tiny_demo(settings: Any, monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path) -> Iterator[None]:
+    """The demo with the tiny model as its base, 2 training steps and short generations."""
+    import trainer.models
+    from evalhub.generation import demo as generation_demo
+    from evalhub.generation.services import generators_clear
+    from evalhub.tuning import demo as tuning_demo
+
+    # Only the heartbeat thread would touch the test database from another thread; with a long lease it has no
+    # reason to.
+    settings.JOB_LEASE_SECONDS = 10**6
+    monkeypatch.setattr(
+        trainer.models,
+        "demo_model_source",
+        lambda: trainer.models.ModelSource(kind="folder", path_or_id=str(tiny_model_dir)),
+    )
+    monkeypatch.setattr(tuning_demo, "demo_step", functools.partial(tuning_demo.demo_step, max_steps=2))
+    # The tiny tokenizer is nearly byte-level: a demo row is ~1,700 of its tokens (~400 of SmolLM2's).
+    monkeypatch.setattr(
+        tuning_demo, "DEMO_HYPERPARAMETERS", {**tuning_demo.DEMO_HYPERPARAMETERS, "max_seq_len": 2048}
+    )
+    monkeypatch.setattr(generation_demo, "DEMO_DECODE", {**generation_demo.DEMO_DECODE, "max_new_tokens": 12})
+    generators_clear()
+    yield
+    generators_clear()
+
+
+def _run(names: tuple[str, ...]) -> str:
+    """What `load_demo` does, for the named steps only (the quality reports and curation queue are not needed)."""
+    loader._load_app_steps()
+    known = [s.name for s in loader.STEPS]
+    assert set(names) <= set(known), f"steps missing from the loader: {set(names) - set(known)}"
+    out = io.StringIO()
+    ctx = loader.DemoContext(stdout=out)
+    for step in loader.STEPS:
+        if step.name in names:
+            ctx.say(f"  {step.name}: {step.run(ctx)}")
+    return out.getvalue()
+
+
+def _counts() -> dict[str, int]:
+    from evalhub.arena import models as arena
+    from evalhub.generation.models import GenerationRun, Output
+    from evalhub.jobs.models import Job
+    from evalhub.metrics.models import MetricRun, MetricScore
+    from evalhub.reviews import models as reviews
+
+    tables = {
+        "jobs": Job,
+        "generation runs": GenerationRun,
+        "outputs": Output,
+        "metric runs": MetricRun,
+        "scores": MetricScore,
+        "rubrics": reviews.Rubric,
+        "review campaigns": reviews.Campaign,
+        "review items": reviews.CampaignItem,
+        "review assignments": reviews.Assignment,
+        "ratings": reviews.Rating,
+        "rating values": reviews.RatingValue,
+        "corrections": reviews.Correction,
+        "arena campaigns": arena.Campaign,
+        "comparisons": arena.Comparison,
+        "arena assignments": arena.Assignment,
+        "votes": arena.Vote,
+    }
+    return {name: model.objects.count() for name, model in tables.items()}
+
+
+def test_later_stage_steps_fill_every_page_and_run_twice_without_change(
+    tiny_demo: None, client_for: Any
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    from evalhub.arena import models as arena
+    from evalhub.arena.services import comparison_next
+    from evalhub.generation.demo import DEMO_METRICS
+    from evalhub.generation.models import GenerationRun
+    from evalhub.metrics.models import MetricRun, MetricScore
+    from evalhub.projects.models import Project
+    from evalhub.reviews import models as reviews
+    from evalhub.reviews.services import assignment_next
+
+    first = _run(BEFORE + OURS)
+    project = Project.objects.get(name=loader.PROJECT_NAME)
+    users = {u.username: u for u in get_user_model().objects.all()}
+    lead, a1, a2 = users["lead"], users["annotator1"], users["annotator2"]
+
+    # Generation: both versions over the 18 eval prompts, greedy, one output per prompt.
+    runs = list(GenerationRun.objects.filter(project=project).order_by("model_version__number"))
+    assert [str(r.model_version) for r in runs] == ["v1 base", "v2 LoRA"], first
+    assert all(r.status == "succeeded" and r.outputs.count() == 18 for r in runs), first
+    assert all(r.settings["do_sample"] is False for r in runs)
+
+    # Metrics: every demo metric scored on every output of both runs, with a corpus figure.
+    metric_runs = list(MetricRun.objects.filter(generation_run__in=runs))
+    assert len(metric_runs) == 2 and all(m.status == "succeeded" and m.refused == {} for m in metric_runs), (
+        first
+    )
+    for m in metric_runs:
+        assert set(m.corpus) == set(DEMO_METRICS)
+        assert MetricScore.objects.filter(metric_run=m, value__isnull=False).count() == 18 * len(DEMO_METRICS)
+
+    # Reviews: both runs' outputs mixed, two ratings wanted each; annotator2 rated half, with one correction, and
+    # annotator1 has rated nothing yet.
+    campaign = reviews.Campaign.objects.get(project=project)
+    assert (campaign.item_count, campaign.overlap, campaign.rubric_version.rubric.copied_from_template) == (
+        36,
+        2,
+        "content",
+    )
+    assert set(campaign.annotators.values_list("username", flat=True)) == {"annotator1", "annotator2"}
+    assert "Accuracy" in campaign.guidelines_html
+    ratings = reviews.Rating.objects.filter(campaign=campaign)
+    assert ratings.filter(annotator=a2).count() == 18 and not ratings.filter(annotator=a1).exists()
+    assert set(ratings.values_list("item__output__run", flat=True)) == {r.pk for r in runs}
+    assert reviews.RatingValue.objects.filter(rating__campaign=campaign).count() == 18 * 4  # every criterion
+    correction = reviews.Correction.objects.get(item__campaign=campaign)
+    assert correction.rating.annotator == a2 and correction.edited_text != correction.original_text
+
+    # Arena: one comparison per eval prompt, one vote each; annotator2 voted on half.
+    arena_campaign = arena.Campaign.objects.get(project=project)
+    assert arena_campaign.comparisons.count() == 18 and arena_campaign.overlap == 1
+    contestants = {str(c.model_version) for c in arena_campaign.contestants.all()}
+    assert contestants == {"v1 base", "v2 LoRA"}
+    votes = arena.Vote.objects.filter(campaign=arena_campaign, origin="annotator")
+    assert votes.filter(annotator=a2).count() == 9 and not votes.filter(annotator=a1).exists()
+
+    # A second load changes nothing and says so.
+    before = _counts()
+    second = _run(BEFORE + OURS)
+    assert _counts() == before, second
+    for name in OURS:
+        line = next(line for line in second.splitlines() if line.strip().startswith(name + ":"))
+        assert "made" not in line and "created" not in line, line
+    assert "rated 18 (0 now)" in second and "voted on 9 (0 now" in second, second
+
+    # What a visitor finds: the lead's pages show the numbers; annotator1 has work waiting in both campaigns.
+    page = client_for(lead).get(
+        reverse("reviews:results", kwargs={"project_id": project.pk, "campaign_id": campaign.pk})
+    )
+    assert page.status_code == 200 and "v2 LoRA" in page.content.decode()
+    page = client_for(lead).get(
+        reverse("reviews:agreement", kwargs={"project_id": project.pk, "campaign_id": campaign.pk})
+    )
+    assert page.status_code == 200 and "annotator2" in page.content.decode()
+    page = client_for(lead).get(
+        reverse("arena:leaderboard", kwargs={"project_id": project.pk, "campaign_id": arena_campaign.pk})
+    )
+    assert page.status_code == 200 and "v2 LoRA" in page.content.decode()
+    assert assignment_next(campaign=campaign, user=a1) is not None
+    assert comparison_next(campaign=arena_campaign, user=a1) is not None
+
+
+def _products() -> list[dict[str, Any]]:
+    with loader.products_path().open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_simulated_copywriter_rates_and_votes_for_the_description_that_names_the_material() -> None:
+    from evalhub.arena.demo import prefer
+    from evalhub.reviews.demo import corrected, judge
+
+    relevance = {"good": 0, "vague": 0}
+    for row in _products()[:12]:
+        good = row["reference"]
+        # The same text without its material, cut off mid-sentence, with a number the brief never gave.
+        vague = good.replace(row["material"], "quality material").rsplit(".", 2)[0] + " with 97 extra"
+        assert row["material"] in good and row["material"] not in vague
+        g, _ = judge(good, row["prompt"], row["material"])
+        v, why = judge(vague, row["prompt"], row["material"])
+        assert g["Accuracy"] > v["Accuracy"], row["id"]
+        relevance["good"] += g["Relevance"]
+        relevance["vague"] += v["Relevance"]
+        assert "97" in why and "mid-sentence" in why
+        assert (
+            prefer(good, vague, row["material"])[0] == "a" and prefer(vague, good, row["material"])[0] == "b"
+        )
+        assert prefer(good, good, row["material"]) == ("tie", "")
+        fixed = corrected(vague, row["material"])
+        assert row["material"] in fixed and fixed.endswith(".") and "97 extra" not in fixed
+    assert relevance["good"] > relevance["vague"]
+    assert prefer("", "ok", "oak")[0] == "both_bad"
