@@ -18,6 +18,7 @@ import re
 import zlib
 from typing import Any, TextIO
 
+from evalhub.datasets.models import Example
 from evalhub.generation.demo import demo_generation_runs
 from evalhub.generation.models import Output
 from evalhub.projects.models import Project
@@ -185,7 +186,8 @@ def simulate_ratings(campaign: Campaign, user: Any) -> tuple[int, int]:
         if assignment is None:
             break
         output: Output = assignment.item.output
-        example = output.example
+        # Read from the table: on PostgreSQL the queue's fast path hands back a partial example (no attributes).
+        example = Example.objects.get(pk=output.example_id)
         material = str((example.attributes or {}).get("material") or "")
         judged, comment = judge(output.text, example.prompt_text, material)
         fix: str | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,9 @@ def _run(names: tuple[str, ...]) -> str:
     ctx = loader.DemoContext(stdout=out)
     for step in loader.STEPS:
         if step.name in names:
-            ctx.say(f"  {step.name}: {step.run(ctx)}")
+            began = time.perf_counter()
+            summary = step.run(ctx)
+            ctx.say(f"  {step.name}: {summary} [{time.perf_counter() - began:.1f} s]")
     return out.getvalue()
 
 
@@ -170,6 +173,7 @@ def test_later_stage_steps_fill_every_page_and_run_twice_without_change(
     assert reviews.RatingValue.objects.filter(rating__campaign=campaign).count() == 18 * 4  # every criterion
     correction = reviews.Correction.objects.get(item__campaign=campaign)
     assert correction.rating.annotator == a2 and correction.edited_text != correction.original_text
+    assert correction.item.output.example.attributes["material"] in correction.edited_text  # the fix names it
 
     # Arena: one comparison per eval prompt, one vote each; annotator2 voted on half.
     arena_campaign = arena.Campaign.objects.get(project=project)
@@ -186,6 +190,7 @@ def test_later_stage_steps_fill_every_page_and_run_twice_without_change(
     for name in OURS:
         line = next(line for line in second.splitlines() if line.strip().startswith(name + ":"))
         assert "made" not in line and "created" not in line, line
+    print(first + second)  # the steps' timings, shown with -s
     assert "rated 18 (0 now)" in second and "voted on 9 (0 now" in second, second
 
     # What a visitor finds: the lead's pages show the numbers; annotator1 has work waiting in both campaigns.
