@@ -62,6 +62,7 @@ def _child(method: str, workdir: str, gradient_checkpointing: bool) -> None:
         max_seq_len=MAX_SEQ_LEN,
         seed=SEED,
         save_every_steps=10_000,
+        gradient_checkpointing=gradient_checkpointing,
     )
     before = psutil.Process().memory_info().rss
     seen: dict[str, Any] = {}
@@ -90,6 +91,7 @@ def _child(method: str, workdir: str, gradient_checkpointing: bool) -> None:
         + json.dumps(
             {
                 "method": method,
+                "gradient_checkpointing": config.gradient_checkpointing,
                 "rss_before_load": before,
                 "peak_rss": seen["peak"],
                 "peak_delta": seen["peak"] - before,
@@ -131,7 +133,9 @@ def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-lora-memory-") as tmp:
         for gc in (True, False):
             for method in ("lora", "full"):
-                runs[f"{method}{'_gc' if gc else ''}"] = _measure(method, Path(tmp), gc)
+                measured = _measure(method, Path(tmp), gc)
+                assert measured["gradient_checkpointing"] is gc, "the child ignored the requested setting"
+                runs[f"{method}{'_gc' if gc else ''}"] = measured
     mib = 1024 * 1024
     lora, full = runs["lora_gc"], runs["full_gc"]
     ratio = lora["peak_delta"] / full["peak_delta"]

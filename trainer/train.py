@@ -486,8 +486,8 @@ def train_sft(
     checkpoint = latest_checkpoint(output_dir)
     if checkpoint is not None:
         saved = json.loads((checkpoint / "state.json").read_text())
-        for key in ("config", "base", "train_sha256", "val_sha256"):
-            if saved["lineage"][key] != lineage[key]:
+        for key in ("config", "base", "train_sha256", "val_sha256", "init_adapter"):
+            if saved["lineage"].get(key) != lineage[key]:
                 raise ConfigError(
                     "output_dir",
                     f"{output_dir} holds a checkpoint of a different run ({key} differs); use a new output directory",
