@@ -86,12 +86,23 @@ def make_pairs(n_pairs: int = N_PAIRS, seed: int = 0) -> tuple[list[str], list[s
     return candidates[:n_pairs], references[:n_pairs]
 
 
+def _set_threads(torch: Any) -> None:
+    # Both sides always share one thread setting. EVALHUB_BENCH_THREADS exists because on an oversubscribed shared
+    # machine two OpenMP threads per process stall each other far more than they help.
+    threads = os.environ.get("EVALHUB_BENCH_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
 def run() -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import bert_score
     import torch
 
     from trainer.metrics.bertscore_fast import FastBertScorer, default_model_path
+
+    _set_threads(torch)
+    load_before = os.getloadavg()[0]
 
     candidates, references = make_pairs()
     model_path = str(default_model_path())
@@ -132,6 +143,7 @@ def run() -> dict[str, Any]:
         "pairs": len(candidates),
         "unique_sentences": unique,
         "torch_threads": torch.get_num_threads(),
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "summary": (
             f"BERTScore F1 on {len(candidates)} pairs ({unique} unique sentences), MiniLM layer {LAYER}, batch "
             f"{BATCH_SIZE}: ours {ours:.2f} s vs bert_score {baseline:.2f} s, max |F1 diff| {max_abs_diff:.1e}"

@@ -58,6 +58,14 @@ def make_prompts(n: int = N_PROMPTS, seed: int = 0) -> list[list[dict[str, str]]
     return prompts
 
 
+def _set_threads(torch: Any) -> None:
+    # Both sides always share one thread setting. EVALHUB_BENCH_THREADS exists because on an oversubscribed shared
+    # machine two OpenMP threads per process stall each other far more than they help.
+    threads = os.environ.get("EVALHUB_BENCH_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
 def run() -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -65,6 +73,8 @@ def run() -> dict[str, Any]:
     from trainer.generate import DecodeSettings, Generator
     from trainer.models import default_cache_dir, demo_model_source
 
+    _set_threads(torch)
+    load_before = os.getloadavg()[0]
     generator = Generator(demo_model_source(), cache_dir=default_cache_dir())
     prompts = make_prompts()
     settings = DecodeSettings(max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH_SIZE)
@@ -109,6 +119,7 @@ def run() -> dict[str, Any]:
         "batch_size": BATCH_SIZE,
         "max_new_tokens": MAX_NEW_TOKENS,
         "torch_threads": torch.get_num_threads(),
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "example_output": ours[0].text,
         "summary": (
             f"{len(prompts)} prompts, greedy, {MAX_NEW_TOKENS} new tokens max, batch {BATCH_SIZE}: "

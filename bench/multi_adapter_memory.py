@@ -53,9 +53,14 @@ def _make_adapters(folder: Path, count: int) -> list[Path]:
 
 
 def _child(adapter_paths: list[str]) -> dict[str, Any]:
+    import torch
+
     from trainer.generate import DecodeSettings, Generator
     from trainer.models import default_cache_dir, demo_model_source
 
+    if os.environ.get("EVALHUB_BENCH_THREADS"):
+        # Same knob as the other benches: on an oversubscribed shared machine one thread avoids OpenMP stalls.
+        torch.set_num_threads(int(os.environ["EVALHUB_BENCH_THREADS"]))
     generator = Generator(demo_model_source(), cache_dir=default_cache_dir())
     after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     settings = DecodeSettings(max_new_tokens=6, batch_size=2)
