@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,20 +39,10 @@ STYLES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def arena_browser() -> Iterator[Any]:
-    exe = os.environ.get("EVALHUB_CHROMIUM") or next(
-        (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), shutil.which("chromium"))
-    if not exe:
-        pytest.skip("Chromium is not installed (make chromium installs Debian's package)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+@pytest.fixture
+def arena_browser(browser: Any) -> Any:
+    """The suite's one Chromium (tests/e2e/conftest.py): Playwright's sync API allows one instance per thread."""
+    return browser
 
 
 def new_page(browser: Any) -> Any:

@@ -7,7 +7,6 @@ Self-contained (Playwright + Debian's Chromium against pytest-django's live serv
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,29 +41,10 @@ CRITERIA = [
 ]
 
 
-def _chromium() -> str | None:
-    explicit = os.environ.get("EVALHUB_CHROMIUM")
-    if explicit:
-        return explicit
-    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
-        if Path(candidate).exists():
-            return candidate
-    return shutil.which("chromium")
-
-
-@pytest.fixture(scope="module")
-def rv_browser() -> Iterator[Any]:
-    executable = _chromium()
-    if executable is None:
-        pytest.skip("Chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            yield instance
-        finally:
-            instance.close()
+@pytest.fixture
+def rv_browser(browser: Any) -> Any:
+    """The suite's one Chromium (tests/e2e/conftest.py): Playwright's sync API allows one instance per thread."""
+    return browser
 
 
 @pytest.fixture

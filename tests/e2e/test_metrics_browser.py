@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import browser, login, page, site  # noqa: F401 - the e2e fixtures, reused here
 from tests.generation import factories
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -18,7 +17,7 @@ A = [0.10, 0.20, 0.15, 0.30, 0.25, 0.20, 0.12, 0.22, 0.18, 0.28, 0.26, 0.21]
 B = [0.60, 0.70, 0.65, 0.80, 0.75, 0.72, 0.62, 0.71, 0.66, 0.78, 0.74, 0.70]
 
 
-def test_charts_draw_and_markup_stays_text(world: Any, page: Any, login: Any, site: str) -> None:  # noqa: F811
+def test_charts_draw_and_markup_stays_text(world: Any, page: Any, login: Any, site: str) -> None:
     from evalhub.tuning.models import BaseModel
 
     eval_version = factories.make_eval_version(world.project, repeat=2)
