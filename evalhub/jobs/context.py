@@ -73,6 +73,12 @@ class JobContext:
         if self.should_stop():
             raise JobCancelled()
 
+    def _taken_over(self) -> bool:
+        """True when another worker owns the job now, or it ended. A row this thread's connection cannot see
+        (the job was created in a transaction not yet committed, as in tests) is not a takeover."""
+        row = Job.objects.filter(pk=self.job.pk).values_list("lease_owner", "status").first()
+        return row is not None and (row[0] != self.owner or row[1] != "running")
+
     @contextmanager
     def heartbeating(self) -> Iterator[None]:
         """Renew the lease from a background thread, so a long single step (loading a model) keeps the job alive."""
@@ -82,7 +88,7 @@ class JobContext:
         def beat() -> None:
             try:
                 while not stop.wait(interval):
-                    if not services.job_heartbeat(self.job.pk, self.owner):
+                    if not services.job_heartbeat(self.job.pk, self.owner) and self._taken_over():
                         self._lease_lost.set()
                         return
             finally:

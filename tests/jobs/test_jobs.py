@@ -173,3 +173,21 @@ def test_status_endpoint_reports_progress_and_eta(world: Any, client_for: Any) -
     assert data["fraction"] == pytest.approx(0.25)
     assert data["message"] == "step 25"
     assert 80 < data["eta_seconds"] < 100  # 30 s for 25 % -> about 90 s left
+
+
+@pytest.mark.django_db
+def test_heartbeat_thread_stops_the_job_only_when_another_worker_took_it(world: Any, settings: Any) -> None:
+    import time as _time
+
+    settings.JOB_LEASE_SECONDS = 4  # heartbeat every second
+    job = _job(world)
+    assert services.job_claim(job.pk, "me")
+    ctx = JobContext(Job.objects.get(pk=job.pk), "me")
+    with ctx.heartbeating():
+        _time.sleep(1.5)
+        assert not ctx.should_stop()  # our own lease: renewed, nothing lost
+        Job.objects.filter(pk=job.pk).update(lease_owner="someone-else")
+        # The heartbeat thread has its own connection; in this test's open transaction it cannot see the row at
+        # all, which must not count as losing the job (in production the row is committed before it is queued).
+        _time.sleep(1.5)
+    assert ctx._taken_over()  # seen from this connection: another owner
