@@ -12,7 +12,8 @@ Where the time goes and what we do about it (the transformer forward is ~97 % of
 - each unique sentence (candidates and references together) is embedded once, under `torch.inference_mode`.
 - on CPU the model's linear layers (~75 % of the forward) run through oneDNN with weights pre-packed once, with the
   query/key/value projections merged into one matmul and the feed-forward GELU and the residual adds fused in:
-  the kernels `torch.compile` uses for frozen CPU models. On this
+  the kernels `torch.compile` uses for frozen CPU models. Attention gets an additive float mask instead of the
+  boolean one (SDPA's CPU kernel is faster with it). On this
   project's AMD CPUs they are ~1.7x faster than the default MKL sgemm. The unused pooler is dropped. The swap is
   checked on a probe batch and undone if outputs differ.
 - greedy matching runs on chunks of pairs as one batched matmul, gathering token vectors from one packed tensor;
@@ -304,6 +305,12 @@ class _FusedSelfAttention(torch.nn.Module):
         self.bias = torch.cat([lin.bias.detach() for lin in projections])
         self.width = block.query.out_features
 
+    @staticmethod
+    def _additive(mask: torch.Tensor) -> torch.Tensor:
+        """The boolean mask transformers builds, as the additive float mask that SDPA's CPU kernel runs ~30 %
+        faster with (same softmax: exp(-inf) = 0)."""
+        return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill_(~mask, -torch.inf)
+
     def forward(
         self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -312,6 +319,8 @@ class _FusedSelfAttention(torch.nn.Module):
         if kwargs.get("cache") is not None or kwargs.get("past_key_values") is not None:
             return self.block(hidden_states, attention_mask, **kwargs)
         block = self.block
+        if attention_mask is not None and attention_mask.dtype == torch.bool and hidden_states.dtype == torch.float32:
+            attention_mask = self._additive(attention_mask)
         input_shape = hidden_states.shape[:-1]
         heads = (*input_shape, -1, block.attention_head_size)
         qkv = torch.ops.mkldnn._linear_pointwise(hidden_states, self.packed, self.bias, "none", [], "")
