@@ -193,12 +193,15 @@ def export_create(
     name: str = "",
     formats: Sequence[str] = ("jsonl",),
     extra_held_out: Iterable[int] = (),
+    reuse_identical: bool = False,
 ) -> FeedbackExport:
     """Build an export: stream the records to JSONL (and Parquet / an HF folder when asked), then store them as a new
     immutable dataset version (source "feedback") with a FeedbackExport row holding filters, counts and lineage.
 
     Refused with ValidationError, creating nothing: bad options, an export whose filters leave nothing (or only
-    records whose prompts are in a held-out eval set; the message says so), content identical to an earlier version.
+    records whose prompts are in a held-out eval set; the message says so), content identical to an earlier version
+    (unless `reuse_identical`: then that earlier export is returned, with `reused = True`; a retrain with new
+    settings on unchanged feedback trains on the same version).
     """
     formats = list(dict.fromkeys(["jsonl", *formats]))
     if set(formats) - set(FORMATS):
@@ -212,6 +215,21 @@ def export_create(
         counts = plan.tally.as_counts()
         if count == 0:
             raise ValidationError({"__all__": explain_empty(counts)})
+        if reuse_identical:
+            same = (
+                FeedbackExport.objects.filter(
+                    project=project,
+                    kind=options.kind,
+                    version__content_hash=digest,
+                    version__dataset__name=DATASET_NAMES[ExportKind(options.kind)],
+                )
+                .order_by("pk")
+                .first()
+            )
+            if same is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+                same.reused = True  # type: ignore[attr-defined]
+                return same
         if "parquet" in formats:
             jsonl_to_parquet(jsonl, staging / "data.parquet")
         if "hf" in formats:
@@ -471,11 +489,13 @@ def retrain_start(
                     options=options,
                     extra_held_out=[eval_version.pk],
                     name=f"Retrain of {parent}: {objective.upper()} data",
+                    reuse_identical=True,
                 )
             except ValidationError as exc:
                 message = "; ".join(exc.messages)
                 raise ValidationError({f"{objective}_options": f"{message} Nothing was queued."}) from exc
-            made.append(export)
+            if not getattr(export, "reused", False):
+                made.append(export)  # only what this call created is undone on a refusal
             sft_export, dpo_export = (export, dpo_export) if objective == "sft" else (sft_export, export)
         with transaction.atomic():
             pipeline = RetrainPipeline.objects.create(
@@ -496,11 +516,14 @@ def retrain_start(
                 pipeline.sft_run = run
             else:
                 pipeline.dpo_run = run
-            _log(
-                pipeline,
-                f"built {', '.join(f'{e.name} ({e.records:,} records, {e.annotations_used:,} annotations)' for e in made)}; "
-                f"queued training run #{run.pk}",
+            used = [e for e in (sft_export, dpo_export) if e is not None]
+            described = ", ".join(
+                f"{e.name} ({e.records:,} records, {e.annotations_used:,} annotations"
+                + (", unchanged since an earlier export" if getattr(e, "reused", False) else "")
+                + ")"
+                for e in used
             )
+            _log(pipeline, f"built {described}; queued training run #{run.pk}")
             pipeline.save()
         return pipeline
     except BaseException:

@@ -226,3 +226,22 @@ def test_settings_that_cannot_work_are_refused_naming_the_field(annotated: facto
         "needs a DPO export"
         in nothing_queued_after(lambda: start(s, mode="dpo", dpo_options=None))["dpo_options"][0]
     )
+
+
+def test_a_second_retrain_on_unchanged_feedback_trains_on_the_same_export(
+    annotated: factories.Scenario, django_capture_on_commit_callbacks: Any
+) -> None:
+    from evalhub.datasets.models import DatasetVersion
+
+    s = annotated
+    with django_capture_on_commit_callbacks(execute=False):
+        first = start(s, mode="dpo", sft_options=None)
+        second = start(
+            s, mode="dpo", sft_options=None, hyperparameters={"dpo": {**HP, "learning_rate": 5e-4}}
+        )
+    assert second.dpo_export == first.dpo_export
+    assert DatasetVersion.objects.filter(source="feedback").count() == 1
+    assert (
+        second.dpo_run.config["learning_rate"] == 5e-4
+        and "unchanged since an earlier export" in second.log[0]["message"]
+    )
