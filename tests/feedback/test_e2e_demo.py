@@ -19,6 +19,7 @@ and answers to one sentence (a DPO step of the 135M model costs about as much as
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -262,7 +263,7 @@ def test_dpo_on_material_preferences_raises_implicit_reward_accuracy_and_materia
     rates = {"parent": mention_rate(p.parent_generation), "new": mention_rate(p.new_generation)}
     lap("evaluate")
     marks = list(clock.items())
-    phases = ", ".join(f"{b[0]} {b[1] - a[1]:.0f} s" for a, b in zip(marks, marks[1:]))
+    phases = ", ".join(f"{b[0]} {b[1] - a[1]:.0f} s" for a, b in itertools.pairwise(marks))
     print(
         f"\nimplicit-reward accuracy on {len(held_out)} held-out pairs: parent {accuracy['parent']:.2f}, "
         f"new {accuracy['new']:.2f}; eval outputs naming the material: parent {rates['parent']:.0%}, "
