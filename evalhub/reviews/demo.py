@@ -216,8 +216,9 @@ def reviews_step(
 ) -> str:
     runs = demo_generation_runs(project, state)
     campaign = Campaign.objects.filter(project=project, name=CAMPAIGN_NAME).order_by("pk").first()
-    if campaign is None and not runs:
-        return "skipped: no finished demo generation run to review"
+    if campaign is None and len(runs) < 2:
+        # A campaign is never changed once made: made over v1 alone, it would stay without v2 for good.
+        return "skipped: needs the generation runs of both v1 base and v2 LoRA"
     campaign, made = _campaign(project, users, runs)
     if made:
         stdout.write(
