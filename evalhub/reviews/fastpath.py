@@ -7,7 +7,8 @@ They take the same locks and rely on the same constraints as the ORM paths in `s
   FOR UPDATE SKIP LOCKED, its slot taken with a conditional UPDATE, the assignment inserted (the unique constraints
   on (item, annotator) and on one active assignment per annotator apply), and the item's text returned with it.
 - `first_submit`: only for the common case, an *active* assignment of this annotator submitted for the first time
-  without a correction: locks the assignment, inserts the rating and its values, marks the assignment submitted and
+  without a correction: locks the item and then the assignment (the order every writer of assignments keeps, see
+  services._lock_items), inserts the rating and its values, marks the assignment submitted and
   counts the rating on the item. Anything else (a repeat, a revision, a late submit after a skip or expiry, a
   correction, someone else's token) returns None and the ORM path decides, with its full checks and messages.
 
@@ -103,9 +104,14 @@ def take_next(*, campaign_id: int, user_id: int, token: str, now: datetime, minu
 
 
 FIRST_SUBMIT_SQL = """
-WITH a AS (
+WITH i AS (
+    SELECT ci.id FROM {item} ci
+    WHERE ci.id = (SELECT item_id FROM {assignment} WHERE campaign_id = %(campaign)s AND token = %(token)s)
+    FOR NO KEY UPDATE
+), a AS (
     SELECT id, item_id, assigned_at FROM {assignment}
     WHERE campaign_id = %(campaign)s AND token = %(token)s AND annotator_id = %(user)s AND status = 'active'
+      AND item_id IN (SELECT id FROM i)
     FOR UPDATE
 ), r AS (
     INSERT INTO {rating} (assignment_id, campaign_id, item_id, annotator_id, rubric_version_id, submission_token,

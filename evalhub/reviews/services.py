@@ -666,6 +666,19 @@ def _skip_locked(qs):  # type: ignore[no-untyped-def]
     return qs  # SQLite: IMMEDIATE transactions serialise writers; the conditional UPDATE is the guarantee
 
 
+def _lock_items(item_ids: Iterable[int]) -> None:
+    """Lock campaign items before writing assignments of theirs, in id order.
+
+    Every transaction that changes an existing assignment takes its item's lock first. On PostgreSQL a request
+    inserting an (item, annotator) assignment holds the item's lock; had another transaction already updated that
+    annotator's assignment of the item and then waited for the item, each would wait for the other (a deadlock:
+    the unique index makes the insert wait for the update's outcome). Item first, assignment second, everywhere.
+    """
+    ids = sorted(set(item_ids))
+    if ids and connection.features.has_select_for_update:
+        list(CampaignItem.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+
+
 def assignments_reclaim_expired(*, campaign: Campaign, now: datetime | None = None, limit: int = 200) -> int:
     """Give the slots of items handed out but not submitted in time back to the queue. Returns how many."""
     now = now or timezone.now()
@@ -675,6 +688,7 @@ def assignments_reclaim_expired(*, campaign: Campaign, now: datetime | None = No
         if not rows:
             return 0
         ids = [pk for pk, _ in rows]
+        _lock_items(item for _, item in rows)
         # The status condition makes this exact even without row locks: an assignment submitted meanwhile is kept.
         changed = list(
             Assignment.objects.filter(pk__in=ids, status=AssignmentStatus.ACTIVE).values_list("pk", "item_id")
@@ -784,6 +798,7 @@ def assignment_skip(*, assignment: Assignment, user: AbstractBaseUser) -> bool:
     if assignment.annotator_id != user.pk:
         raise ValidationError({"assignment": "This item is not assigned to you."})
     with transaction.atomic():
+        _lock_items([assignment.item_id])
         if not Assignment.objects.filter(pk=assignment.pk, status=AssignmentStatus.ACTIVE).update(
             status=AssignmentStatus.SKIPPED
         ):
@@ -857,6 +872,7 @@ def rating_submit(
     assert assignment is not None
 
     with transaction.atomic():
+        _lock_items([assignment.item_id])
         assignment = Assignment.objects.select_for_update().select_related("item__output").get(pk=assignment.pk)
         was_active = assignment.status == AssignmentStatus.ACTIVE
         existing = Rating.objects.filter(assignment=assignment).first()

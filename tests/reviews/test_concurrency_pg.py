@@ -113,3 +113,90 @@ def test_twenty_threads_never_exceed_the_overlap(world: Any, annotators: list[An
     skipped = Assignment.objects.filter(campaign=campaign, status=AssignmentStatus.SKIPPED).count()
     assert sum(ratings.values()) == 30 * K or skipped > 0
     assert sum(ratings.values()) >= 30 * K - skipped
+
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("action", ["skip", "submit-single-statement", "submit-orm"])
+def test_a_tab_writing_its_item_while_the_other_tab_takes_that_item_is_no_deadlock(
+    world: Any, action: str, monkeypatch: Any
+) -> None:
+    """The interleaving CI once hit: tab 1 holds item X and skips (or submits) it while tab 2 of the same annotator
+    has just locked X as its next candidate (its NOT EXISTS saw the table before tab 1's hold was committed). Tab 2's
+    insert of (X, annotator) must fail at once on the unique index and tab 1's action must go through. A skip that
+    changed the assignment before locking the item made each wait for the other until PostgreSQL killed one."""
+    import time
+
+    from django.db import IntegrityError, transaction
+
+    from evalhub.reviews import fastpath
+
+    if action == "submit-orm":
+        monkeypatch.setattr(fastpath, "enabled", lambda: False)
+    runs = make_runs(world.project, n_examples=2, n_versions=1)
+    campaign = make_campaign(world.project, world.lead, runs, overlap=2)
+    user = world.annotator
+    held = services.assignment_next(campaign=campaign, user=user)
+    assert held is not None
+    item = CampaignItem.objects.get(pk=held.item_id)
+
+    pid: list[int] = []
+    outcome: list[Any] = []
+    started = threading.Event()
+
+    def tab1() -> None:
+        try:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid()")
+                pid.append(cur.fetchone()[0])
+            started.set()
+            if action == "skip":
+                outcome.append(services.assignment_skip(assignment=held, user=user))
+            else:
+                outcome.append(services.rating_submit(
+                    campaign=campaign, user=user, assignment_token=held.token, values={"Accuracy": 4, "Safe": 1},
+                    submission_token="tab-1",
+                ))
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            outcome.append(exc)
+        finally:
+            connections.close_all()
+
+    tab2_error: BaseException | None = None
+    thread = threading.Thread(target=tab1)
+    try:
+        with transaction.atomic():
+            # Tab 2 up to its insert: the item locked and its slot taken.
+            list(CampaignItem.objects.select_for_update().filter(pk=item.pk).values_list("pk", flat=True))
+            CampaignItem.objects.filter(pk=item.pk).update(open_slots=item.open_slots - 1)
+            thread.start()
+            assert started.wait(10)
+            with connection.cursor() as cur:
+                for _ in range(200):  # until tab 1 waits for the lock tab 2 holds
+                    cur.execute("SELECT pg_stat_clear_snapshot()")  # else the view stays as first read here
+                    cur.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid[0]])
+                    row = cur.fetchone()
+                    if row and row[0] == "Lock":
+                        break
+                    time.sleep(0.05)
+                else:
+                    pytest.fail("tab 1 never waited for the item tab 2 holds")
+            Assignment.objects.create(
+                campaign=campaign, item_id=item.pk, annotator=user, assigned_at=held.assigned_at,
+                expires_at=held.expires_at,
+            )
+    except IntegrityError as exc:
+        tab2_error = exc
+    thread.join(30)
+    assert not thread.is_alive()
+    assert tab2_error is not None  # a deadlock would be an OperationalError, raised above
+    assert len(outcome) == 1 and not isinstance(outcome[0], BaseException), outcome
+    assert Assignment.objects.filter(campaign=campaign, item=item, annotator=user).count() == 1
+    after = CampaignItem.objects.get(pk=item.pk)
+    if action == "skip":
+        assert outcome[0] is True
+        assert Assignment.objects.get(pk=held.pk).status == AssignmentStatus.SKIPPED
+        assert after.open_slots == item.open_slots + 1  # tab 1's slot back, tab 2's taking undone
+    else:
+        assert Rating.objects.filter(campaign=campaign, item=item, annotator=user).count() == 1
+        assert after.open_slots == item.open_slots and after.ratings_count == 1
