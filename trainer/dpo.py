@@ -48,6 +48,7 @@ from trainer.train import (
     _replace_dir,
     _tmp_dir,
     package_versions,
+    reset_peak_memory,
 )
 
 Progress = Callable[[dict[str, Any]], None]
@@ -396,8 +397,7 @@ def train_dpo(
     val_pairs = read_preference_jsonl(val_file) if val_file is not None else None
 
     device = torch.device("cuda", 0) if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
     model, tokenizer = _load_for_training(config, base, cache_dir, allow_downloads, device)
     validate(config, model, has_cuda=cuda)
     lineage = {

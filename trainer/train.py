@@ -23,6 +23,7 @@ import os
 import random
 import resource
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -408,11 +409,34 @@ def _emit(progress: Progress | None, event: dict[str, Any]) -> None:
         progress(event)
 
 
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start this run's peak-memory reading afresh. A worker process trains run after run, so a process-lifetime
+    peak would report an earlier, bigger run's memory on a later one."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        _CLEAR_REFS.write_text("5")  # Linux >= 4.0: resets the peak resident set (VmHWM) to the current one
+    except OSError:
+        pass  # not Linux, or not allowed: _peak_memory falls back to the process-lifetime peak and says so
+
+
 def _peak_memory(device: torch.device) -> tuple[int, str]:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device)), "cuda_max_allocated"
-    # ru_maxrss is in KiB on Linux: the peak resident set of this process so far.
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "rss"
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):  # kB: the peak resident set since reset_peak_memory
+                return int(line.split()[1]) * 1024, "rss"
+    except OSError:
+        pass
+    # ru_maxrss is in KiB on Linux, bytes on macOS; either way the process's peak since it started.
+    scale = 1 if sys.platform == "darwin" else 1024
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale, "rss_process_lifetime"
 
 
 def train_sft(
@@ -440,8 +464,7 @@ def train_sft(
     cuda = torch.cuda.is_available()
     validate(config, has_cuda=cuda)
     device = torch.device("cuda", 0) if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
 
     model, tokenizer = _load_for_training(config, base, cache_dir, allow_downloads, device)
     validate(config, model, has_cuda=cuda)

@@ -374,3 +374,23 @@ def test_gradient_checkpointing_gives_the_same_training_curve(
     for a, b in zip(plain.loss_history, checkpointed.loss_history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
     _assert_same_adapter(Path(plain.final_dir), Path(checkpointed.final_dir))
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="per-run peak reset needs Linux /proc")
+def test_peak_memory_is_this_runs_not_an_earlier_runs_in_the_same_worker(
+    tiny_source: ModelSource, chat_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A worker trains run after run in one process: an earlier 1 GiB spike must not show up as a later tiny run's
+    peak memory on its model version page."""
+    import numpy as np
+
+    spike = np.ones(2**30 // 8)  # 1 GiB, touched
+    assert spike.sum() > 0
+    del spike
+    config = TrainConfig.defaults_for("lora", max_steps=1)
+    result = _run(config, tiny_source, chat_files, tmp_path / "out")
+    import psutil
+
+    assert result.peak_memory_kind == "rss"
+    rss_now = psutil.Process().memory_info().rss
+    assert rss_now * 0.5 < result.peak_memory_bytes < rss_now + 2**30 * 0.5
