@@ -10,6 +10,7 @@ Two audiences, kept apart on purpose:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from scipy import stats as sps
 
 from evalhub.arena import ratings
 from evalhub.arena.models import (
+    CRITERION_CHOICES,
     Assignment,
     AssignmentStatus,
     Campaign,
@@ -260,6 +262,118 @@ def _slices(campaign: Campaign, attribute: str, k: int, common: dict[str, Any]) 
         lft, rgt, ch, n = zip(*rs)
         b = ratings.board(lft, rgt, ch, k, count=n, n_rounds=ratings.SLICE_ROUNDS, seed=campaign.seed, **common)
         out.append(SliceBoard(attribute=attribute, value=value, n_votes=int(sum(n)), board=b))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Per rubric criterion (leads only)
+
+CRITERION_ROUNDS = ratings.SLICE_ROUNDS
+
+
+@dataclass(frozen=True)
+class CriterionVersion:
+    """One contestant's record on one criterion. `win_rate` counts a tie as half a win, like the overall win share."""
+
+    index: int
+    name: str
+    rating: float
+    low: float
+    high: float
+    rank: int
+    wins: int
+    losses: int
+    ties: int
+
+    @property
+    def n(self) -> int:
+        return self.wins + self.losses + self.ties
+
+    @property
+    def win_rate(self) -> float | None:
+        return None if self.n == 0 else (self.wins + 0.5 * self.ties) / self.n
+
+
+@dataclass(frozen=True)
+class CriterionBoard:
+    criterion: str
+    n_votes: int
+    board: ratings.Board
+    versions: list[CriterionVersion]  # best first
+
+    @property
+    def empty(self) -> bool:
+        return self.n_votes == 0
+
+
+def criterion_vote_rows(campaign: Campaign) -> dict[str, list[tuple[int, int, str, int]]]:
+    """Annotator votes per rubric criterion, aggregated to (left index, right index, preference, count) rows.
+
+    A preference is stored relative to the comparison's displayed sides ("a" = its left candidate), exactly like the
+    overall choice, so the rows go to the same fit with the same left/right meaning. Votes that left a criterion
+    blank do not count for it.
+    """
+    wanted = set(campaign.criteria or [])
+    allowed = {str(c) for c in CRITERION_CHOICES}
+    counts: Counter[tuple[str, int, int, str]] = Counter()
+    for lft, rgt, prefs in (
+        Vote.objects.filter(campaign=campaign, origin=VoteOrigin.ANNOTATOR)
+        .values_list("comparison__left__contestant__index", "comparison__right__contestant__index", "criteria")
+        .order_by().iterator(chunk_size=5000)
+    ):
+        for name, pref in (prefs or {}).items():
+            if name in wanted and pref in allowed:
+                counts[(name, int(lft), int(rgt), str(pref))] += 1
+    out: dict[str, list[tuple[int, int, str, int]]] = {name: [] for name in campaign.criteria or []}
+    for (name, lft, rgt, pref), n in sorted(counts.items()):
+        out[name].append((lft, rgt, pref, n))
+    return out
+
+
+def _tally(rows: list[tuple[int, int, str, int]], k: int) -> tuple[list[int], list[int], list[int]]:
+    wins, losses, ties = [0] * k, [0] * k, [0] * k
+    for lft, rgt, pref, n in rows:
+        if pref == Choice.TIE:
+            ties[lft] += n
+            ties[rgt] += n
+        else:
+            winner, loser = (lft, rgt) if pref == Choice.A else (rgt, lft)
+            wins[winner] += n
+            losses[loser] += n
+    return wins, losses, ties
+
+
+def criteria_leaderboard(campaign: Campaign, *, n_rounds: int = CRITERION_ROUNDS) -> list[CriterionBoard]:
+    """For each rubric criterion, the leaderboard fit (`ratings.board`: Bradley-Terry on the Elo scale, ties half a
+    win, bootstrap intervals at the campaign's confidence) on the votes that judged it, with W/L/T per contestant.
+
+    Cached per process until the campaign's votes change, like `leaderboard`.
+    """
+    names = list(campaign.criteria or [])
+    key = _cache_key(campaign, None) + f":criteria:{n_rounds}"
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    people = contestants(campaign)
+    k = len(people)
+    common = {"both_bad_as": campaign.both_bad_as, "confidence": campaign.confidence, "reg_fallback": campaign.reg,
+              "min_votes_to_decide": campaign.min_votes_to_decide}
+    by_name = criterion_vote_rows(campaign)
+    out: list[CriterionBoard] = []
+    for name in names:
+        rows = by_name[name]
+        lft, rgt, pref, n = (list(x) for x in zip(*rows)) if rows else ([], [], [], [])
+        b = ratings.board(lft, rgt, pref, k, count=n if rows else None, n_rounds=n_rounds, seed=campaign.seed, **common)
+        wins, losses, ties = _tally(rows, k)
+        versions = [
+            CriterionVersion(index=c.index, name=c.label, rating=b.ratings[c.index], low=b.low[c.index],
+                             high=b.high[c.index], rank=b.ranks[c.index], wins=wins[c.index],
+                             losses=losses[c.index], ties=ties[c.index])
+            for c in people
+        ]
+        versions.sort(key=lambda v: (-(v.rating if not math.isnan(v.rating) else -1e9), v.index))
+        out.append(CriterionBoard(criterion=name, n_votes=sum(n), board=b, versions=versions))
+    cache.set(key, out, 600)
     return out
 
 
