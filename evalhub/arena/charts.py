@@ -72,17 +72,25 @@ def pairwise_whiskers(rows: list[dict[str, Any]], *, title: str = "P(row version
 
 def slices_forest(names: list[str], slices: list[Any], *, title: str) -> dict[str, Any]:
     """One whiskered dot per (slice value, version), grouped by slice value."""
+    return grouped_forest(names, [(f"{s.value} (n={s.n_votes})", s.board) for s in slices], title=title)
+
+
+def criteria_forest(names: list[str], criteria: list[Any], *, title: str) -> dict[str, Any]:
+    """One whiskered dot per (criterion, version), grouped by criterion: where versions differ shows at a glance."""
+    return grouped_forest(names, [(f"{c.criterion} (n={c.n_votes})", c.board) for c in criteria], title=title)
+
+
+def grouped_forest(names: list[str], groups: list[tuple[str, Board]], *, title: str) -> dict[str, Any]:
+    """One whiskered dot per (group, version); a group without votes draws no dots."""
     fig = go.Figure()
-    values = [s.value for s in slices]
-    bounds = [x for s in slices if not s.board.empty for x in (*s.board.low, *s.board.high) if _ok(x)]
+    bounds = [x for _, b in groups if not b.empty for x in (*b.low, *b.high) if _ok(x)]
     for i, name in enumerate(names):
         xs, ys, hi, lo = [], [], [], []
-        for s in slices:
-            b = s.board
-            if s.board.empty or not _ok(b.ratings[i]):
+        for label, b in groups:
+            if b.empty or not _ok(b.ratings[i]):
                 continue
             xs.append(b.ratings[i])
-            ys.append(f"{s.value} (n={s.n_votes})")
+            ys.append(label)
             hi.append(b.high[i] - b.ratings[i])
             lo.append(b.ratings[i] - b.low[i])
         fig.add_trace(go.Scatter(
@@ -93,7 +101,7 @@ def slices_forest(names: list[str], slices: list[Any], *, title: str) -> dict[st
     fig.add_vline(x=1000, line_dash="dot", line_color="#aaa")
     fig.update_layout(scattermode="group", scattergap=0.35)
     fig.update_yaxes(autorange="reversed")
-    return figure_json(fig, title=title, height=max(280, 90 + 22 * len(values) * max(1, len(names))),
+    return figure_json(fig, title=title, height=max(280, 90 + 22 * len(groups) * max(1, len(names))),
                        margin={"l": 180, "r": 20, "t": 40, "b": 40},
                        xaxis={"title": "rating (Elo scale)",
                               **({"range": _padded(min(bounds), max(bounds))} if bounds else {})},

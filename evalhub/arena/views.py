@@ -217,6 +217,10 @@ def leaderboard(request: HttpRequest, access: Access, campaign_id: int) -> HttpR
         figures["fig-pairs"] = charts.pairwise_whiskers(pair_rows, title=f"P(X beats Y) with {pct} % interval")
     if lb.slices:
         figures["fig-slices"] = charts.slices_forest(names, lb.slices, title=f"Ratings by {lb.slice_attribute}, {pct} % intervals")
+    by_criterion = selectors.criteria_leaderboard(campaign)
+    if any(not c.empty for c in by_criterion):
+        figures["fig-criteria"] = charts.criteria_forest(
+            names, by_criterion, title=f"Ratings by criterion, {pct} % intervals")
     slice_tables = [
         {"value": s.value, "n_votes": s.n_votes, "board": s.board,
          "cells": [{"rating": s.board.ratings[c.index], "low": s.board.low[c.index], "high": s.board.high[c.index],
@@ -225,7 +229,8 @@ def leaderboard(request: HttpRequest, access: Access, campaign_id: int) -> HttpR
     ]
     context = {
         "campaign": campaign, "lb": lb, "board": b, "rows": _with_bars(lb.rows()), "pair_rows": pair_rows, "names": names,
-        "figures": figures, "figure_ids": list(figures), "slice_tables": slice_tables,
+        "figures": figures, "figure_ids": list(figures), "slice_tables": slice_tables, "by_criterion": by_criterion,
+        "criterion_rounds": selectors.CRITERION_ROUNDS, "criteria_chart": "fig-criteria" in figures,
         "imported": campaign.kind == CampaignKind.IMPORTED,
         "bias_significant": bool(b.bias.n and b.bias.p_value < 1 - campaign.confidence),
     }
