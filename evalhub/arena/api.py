@@ -31,6 +31,7 @@ from evalhub.arena.preferences import PreferenceImportError
 from evalhub.arena.serializers import (
     CampaignCreateSerializer,
     CampaignSerializer,
+    CriterionBoardSerializer,
     ImportSerializer,
     LeadCampaignSerializer,
     NextSerializer,
@@ -233,7 +234,8 @@ class SkipAPI(_CampaignMixin, APIView):
 
 class LeaderboardAPI(_CampaignMixin, APIView):
     """Ratings (Elo scale) with bootstrap intervals, ranks with ties, pairwise P(X beats Y), win-rate and battle
-    matrices, position bias; with `slice=<attribute>` the same per attribute value."""
+    matrices, position bias; with `slice=<attribute>` the same per attribute value; `by_criterion`: the same fit per
+    rubric criterion on the votes that judged it, with wins / losses / ties per version."""
 
     min_role = Role.LEAD
 
@@ -250,6 +252,7 @@ class LeaderboardAPI(_CampaignMixin, APIView):
                 "slices": serializers.ListField(child=serializers.DictField()),
                 "external_agreement": serializers.DictField(allow_null=True),
                 "imported_labels": serializers.IntegerField(),
+                "by_criterion": CriterionBoardSerializer(many=True, help_text="one fit per rubric criterion"),
             },
         ),
     )
@@ -267,6 +270,7 @@ class LeaderboardAPI(_CampaignMixin, APIView):
             "slices": [{"value": s.value, "n_votes": s.n_votes, "board": s.board.as_dict()} for s in lb.slices],
             "external_agreement": _clean_nan(lb.external_agreement.as_dict()) if lb.external_agreement else None,
             "imported_labels": lb.n_import_votes,
+            "by_criterion": [CriterionBoardSerializer.of(c) for c in selectors.criteria_leaderboard(campaign)],
         })
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rest_framework import serializers
 
 from evalhub.arena.models import BothBadAs, Campaign, Choice, Contestant, Scheduling
-from evalhub.arena.selectors import Progress
+from evalhub.arena.selectors import CriterionBoard, Progress
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -138,3 +139,41 @@ class VoteResultSerializer(serializers.Serializer):
     criteria = serializers.DictField()
     reason = serializers.CharField()
     created = serializers.BooleanField()
+
+
+class CriterionVersionSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="the contestant's index")
+    name = serializers.CharField()
+    rating = serializers.FloatField(allow_null=True, help_text="Elo scale; null when the criterion has no votes")
+    low = serializers.FloatField(allow_null=True)
+    high = serializers.FloatField(allow_null=True)
+    rank = serializers.IntegerField()
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    ties = serializers.IntegerField()
+    n = serializers.IntegerField(help_text="votes of this version that judged the criterion")
+    win_rate = serializers.FloatField(allow_null=True, help_text="ties count half; null without votes")
+
+
+class CriterionBoardSerializer(serializers.Serializer):
+    """One rubric criterion: the leaderboard fit on the votes that judged it."""
+
+    criterion = serializers.CharField()
+    n_votes = serializers.IntegerField(help_text="votes that judged this criterion (0: no votes yet)")
+    versions = CriterionVersionSerializer(many=True, help_text="best first")
+    board = serializers.DictField(help_text="the full fit, shaped like the overall board")
+
+    @staticmethod
+    def of(c: CriterionBoard) -> dict[str, Any]:
+        return {
+            "criterion": c.criterion, "n_votes": c.n_votes, "board": c.board.as_dict(),
+            "versions": [
+                {"index": v.index, "name": v.name, "rating": _finite(v.rating), "low": _finite(v.low), "high": _finite(v.high),
+                 "rank": v.rank, "wins": v.wins, "losses": v.losses, "ties": v.ties, "n": v.n, "win_rate": v.win_rate}
+                for v in c.versions
+            ],
+        }
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
