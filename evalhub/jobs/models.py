@@ -75,3 +75,28 @@ class Job(models.Model):
             return None
         elapsed = (self.heartbeat_at - self.started_at).total_seconds()
         return max(0.0, elapsed * (1 - self.fraction) / self.fraction)
+
+
+class WorkerNode(models.Model):
+    """What one Celery worker can do, as it reported itself: the web process may have no GPU while workers do.
+
+    Written by the worker's own signal handlers (evalhub/jobs/workers.py): on start, about once a minute after, and
+    on a clean stop. A worker that died without stopping simply stops being seen; readers judge liveness by age.
+    """
+
+    hostname = models.CharField(max_length=255, unique=True)
+    queues = models.JSONField(default=list, blank=True)
+    cuda = models.BooleanField(default=False)
+    cuda_devices = models.JSONField(default=list, blank=True)  # [{"name", "memory_bytes", "bf16"}]
+    bitsandbytes = models.BooleanField(default=False)
+    torch_version = models.CharField(max_length=60, blank=True)
+    python_version = models.CharField(max_length=30, blank=True)
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField(db_index=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return self.hostname
