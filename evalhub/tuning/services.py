@@ -34,6 +34,7 @@ from django.db.models import Max
 from evalhub.core.storage import artifact_dir, artifact_from_key, artifact_key, artifact_path
 from evalhub.datasets.models import DatasetVersion, Example
 from evalhub.jobs import services as job_services
+from evalhub.jobs import workers as job_workers
 from evalhub.jobs.models import FINISHED, Job
 from evalhub.projects.models import Project
 from evalhub.tuning.models import BaseModel, ModelVersion, Sweep, TrainingRun, TrialState
@@ -55,7 +56,10 @@ METHOD_LABELS: dict[str, str] = {
     "prompt": "Prompt tuning",
     "full": "Full fine-tune",
 }
-QLORA_UNAVAILABLE = "QLoRA needs a CUDA GPU with bitsandbytes; this server has none"
+QLORA_UNAVAILABLE = (
+    "QLoRA needs a CUDA GPU with bitsandbytes: no worker on the gpu queue with one has reported in the last "
+    f"{job_workers.LIVE_WITHIN.total_seconds() / 60:.0f} minutes, and this server has none"
+)
 LOSS_FLUSH_EVERY_S = 2.0
 
 TRAIN_KIND = "tuning.train"
@@ -67,11 +71,18 @@ SWEEP_KIND = "tuning.sweep"
 
 
 def qlora_supported() -> bool:
-    """Whether this installation can run QLoRA: a CUDA GPU and bitsandbytes. Tests monkeypatch this.
+    """Whether a QLoRA run can train here: a CUDA GPU with bitsandbytes where it will run. Tests monkeypatch this.
 
-    Asked on the server that accepts the run; in a split deployment the web and GPU images are built together, so
-    the answer is the GPU workers' when the web process runs on a GPU node too, and "no" otherwise (safe side).
+    Runs train on the workers of the gpu queue, which report what they have (evalhub/jobs/workers.py); the web
+    process that asks usually has no GPU. A live such worker says yes; failing that, this very process having both
+    says yes too (one node, or an embedded setup that trains in-process without workers).
     """
+    if job_workers.gpu_workers_with_cuda(job_workers.LIVE_WITHIN):
+        return True
+    return this_process_has_qlora()
+
+
+def this_process_has_qlora() -> bool:
     if importlib.util.find_spec("bitsandbytes") is None:
         return False
     import torch

@@ -77,6 +77,7 @@ def run_create(request: HttpRequest, access: Access) -> HttpResponse:
             "form": form,
             "defaults": services.method_defaults(),
             "has_base_models": BaseModel.objects.exists(),
+            "workers_note": selectors.gpu_worker_note(),
             "tab": "launch",
         },
     )

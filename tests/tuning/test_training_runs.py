@@ -68,7 +68,12 @@ def test_qlora_without_cuda_is_refused_before_queueing(
 ) -> None:
     monkeypatch.setattr(services, "qlora_supported", lambda: False)
     errors = refused(lambda: launch(world, tiny_base, *versions, method="qlora", placement=None))
-    assert errors["method"] == ["QLoRA needs a CUDA GPU with bitsandbytes; this server has none"]
+    assert errors["method"] == [
+        (
+            "QLoRA needs a CUDA GPU with bitsandbytes: no worker on the gpu queue with one has reported in the last "
+            "10 minutes, and this server has none"
+        )
+    ]
 
 
 def test_method_the_architecture_cannot_take_is_refused(world: Any, versions: Any, tmp_path: Path) -> None:
