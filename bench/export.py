@@ -85,8 +85,8 @@ def _load() -> Any:
         materials = ["stainless steel", "organic cotton", "recycled aluminium", "solid oak", "borosilicate glass"]
         _insert(Example._meta.db_table, ["version_id", "index", "external_id", "prompt", "reference", "rejected",
                                          "label", "attributes"],
-                ((version.pk, i, f"p{i}", f"Write a product description (60-90 words).\nProduct: Item {i}\n"
-                  f"Material: {materials[i % 5]}\nTone: practical", "", "", "", f'{{"material": "{materials[i % 5]}"}}')
+                ((version.pk, i, f"p{i}", (f"Write a product description (60-90 words).\nProduct: Item {i}\n"
+                  f"Material: {materials[i % 5]}\nTone: practical"), "", "", "", f'{{"material": "{materials[i % 5]}"}}')
                  for i in range(n)))
         example_ids = list(Example.objects.filter(version=version).order_by("index").values_list("pk", flat=True))
         base = BaseModel.objects.create(name="bench-base", source_kind="folder", path_or_id="/x")

@@ -237,7 +237,7 @@ def board(
 def look_index(battles: int, min_votes: int) -> int:
     """Which look at a pair this is: 0 below `min_votes` battles, then 1, 2, 3... each time the battles double."""
     m = max(1, int(min_votes))
-    return 0 if battles < m else int(math.floor(math.log2(battles / m))) + 1
+    return 0 if battles < m else math.floor(math.log2(battles / m)) + 1
 
 
 def spend_decisions(

@@ -79,7 +79,7 @@ def _preview_or_errors(path: Path, fmt: str | None) -> tuple[ingest.Preview | No
         return ingest.preview(path, fmt or None), []
     except ingest.DatasetImportError as exc:
         return None, [str(e) for e in exc.errors]
-    except Exception as exc:  # the preview is a convenience: the import itself reports the problem precisely
+    except Exception as exc:  # noqa: BLE001 - the preview is a convenience: the import itself reports the problem precisely
         return None, [f"{path.name}: the file could not be previewed ({type(exc).__name__})"]
 
 

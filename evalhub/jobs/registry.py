@@ -22,13 +22,13 @@ class JobKind:
     name: str
     handler: Handler
     queue: str
-    on_failure: Callable[["Job"], None] | None = None
+    on_failure: Callable[[Job], None] | None = None
 
 
 _KINDS: dict[str, JobKind] = {}
 
 
-def job_kind(name: str, *, queue: str = "default", on_failure: Callable[["Job"], None] | None = None) -> Callable[[Handler], Handler]:
+def job_kind(name: str, *, queue: str = "default", on_failure: Callable[[Job], None] | None = None) -> Callable[[Handler], Handler]:
     """Register a handler for a job kind. `on_failure` lets the owning app mirror a failure into its own row."""
 
     def register(handler: Handler) -> Handler:
@@ -41,10 +41,10 @@ def job_kind(name: str, *, queue: str = "default", on_failure: Callable[["Job"],
     return register
 
 
-_FINISH_LISTENERS: list[Callable[["Job"], None]] = []
+_FINISH_LISTENERS: list[Callable[[Job], None]] = []
 
 
-def on_job_finished(listener: Callable[["Job"], None]) -> Callable[["Job"], None]:
+def on_job_finished(listener: Callable[[Job], None]) -> Callable[[Job], None]:
     """Register `listener(job)`, called once for every job that reaches a final state (succeeded, failed, cancelled),
     after that state is committed. Lets one job's end start the next step of a chain (the feedback app's retrain)
     without any worker waiting. A listener must be quick and idempotent; its exceptions are logged, never raised."""
@@ -62,7 +62,7 @@ def notify_finished(job_id: int) -> None:
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         return
-    for listener in list(_FINISH_LISTENERS):
+    for listener in _FINISH_LISTENERS:
         try:
             listener(job)
         except Exception:  # the job's own state is final and committed; a listener must not change that

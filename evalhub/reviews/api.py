@@ -24,10 +24,10 @@ from evalhub.reviews.serializers import (
     AgreementRowSerializer,
     CampaignOutSerializer,
     NextSerializer,
-    ResultsSerializer,
-    RubricOutSerializer,
     RatingSubmitSerializer,
+    ResultsSerializer,
     RubricInSerializer,
+    RubricOutSerializer,
     SkipSerializer,
 )
 

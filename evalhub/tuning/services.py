@@ -1091,7 +1091,7 @@ def _search_space_values(name: str, spec: Any) -> list[Any]:
     """Check one search-space entry and return the values to test against the config rules (its extremes)."""
     kind = SEARCHABLE[name]
     if not isinstance(spec, dict):
-        raise ValueError('must be an object: {"choices": [...]} or {"low": ..., "high": ...}')
+        raise ValueError('must be an object: {"choices": [...]} or {"low": ..., "high": ...}')  # noqa: TRY004 - shown to the user as a field error
     if "choices" in spec:
         choices = spec["choices"]
         if set(spec) - {"choices"} or not isinstance(choices, list) or not choices:

@@ -12,7 +12,6 @@ def objects(world: Any) -> dict[str, Any]:
     from evalhub.generation.models import RunStatus
     from evalhub.jobs.models import Job
     from evalhub.metrics.models import MetricRun, MetricScore
-
     from tests.access import generation
 
     gen = generation.objects(world)["generation_run"]

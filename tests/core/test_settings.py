@@ -35,7 +35,7 @@ def _run_django(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "EVALHUB_", "DEBUG", "SECRET_KEY", "DATABASE_URL", "CELERY_"))}
     base.update(env)
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=base, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=base, capture_output=True, text=True, timeout=120, check=False
     )
 
 

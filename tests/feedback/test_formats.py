@@ -39,8 +39,8 @@ def test_preference_record_refuses_identical_texts() -> None:
 
 
 def test_parquet_and_hf_folder_hold_the_same_rows(tmp_path: Path) -> None:
-    from datasets import load_from_disk
     import pyarrow.parquet as pq
+    from datasets import load_from_disk
 
     path = tmp_path / "sft.jsonl"
     n = write_jsonl((sft_record(_user(p), f"Made of {p.split(': ')[-1]}.", source="correction") for p in PROMPTS), path)

@@ -3,10 +3,10 @@ from __future__ import annotations
 from evalhub.datasets.quality import overlapping_prompts
 
 EVAL = [
-    "Write a product description for the Tallis mixing bowl set, three nesting bowls in brushed stainless steel "
-    "with silicone bases and pouring lips, dishwasher safe, for home bakers",
-    "Write a product description for the Pebblebox speaker, a pocket speaker in recycled aluminium with twelve hours "
-    "of battery and a splash-proof grille, for students",
+    ("Write a product description for the Tallis mixing bowl set, three nesting bowls in brushed stainless steel "
+     "with silicone bases and pouring lips, dishwasher safe, for home bakers"),
+    ("Write a product description for the Pebblebox speaker, a pocket speaker in recycled aluminium with twelve hours "
+     "of battery and a splash-proof grille, for students"),
 ]
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from evalhub.jobs import services
-from evalhub.jobs.context import JobCancelled, JobContext, JobError
+from evalhub.jobs.context import JobContext, JobError
 from evalhub.jobs.models import Job, JobStatus
 from evalhub.jobs.registry import job_kind
 from evalhub.jobs.tasks import execute_job
