@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 
 from evalhub.generation.models import GenerationRun, RunStatus
+from evalhub.generation.selectors import attribute_names
 from evalhub.metrics.models import MetricRun
 from evalhub.projects.models import Project
 
@@ -45,7 +46,9 @@ class MetricRunForm(forms.Form):
 class CompareForm(forms.Form):
     a = forms.ModelChoiceField(queryset=MetricRun.objects.none(), label="Version A (baseline)")
     b = forms.ModelChoiceField(queryset=MetricRun.objects.none(), label="Version B (candidate)")
-    slice = forms.CharField(required=False, label="Slice by", help_text="A dataset attribute, e.g. category.")
+    slice = forms.ChoiceField(
+        required=False, label="Slice by", choices=[("", "none")], widget=forms.Select(attrs={"class": "compact"})
+    )
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -57,3 +60,18 @@ class CompareForm(forms.Form):
             self.fields[name].label_from_instance = (
                 lambda r: f"{r.generation_run.model_version} · {r.generation_run.eval_version} · metric run #{r.pk}"
             )
+        # Both sides must share an eval set, so either chosen run's attributes are the ones that can be sliced by.
+        chosen = self._chosen_run(runs)
+        names = attribute_names(chosen.generation_run) if chosen else []
+        self.fields["slice"].choices = [("", "none"), *((n, n) for n in names)]
+
+    def _chosen_run(self, runs: Any) -> MetricRun | None:
+        source = self.data if self.is_bound else self.initial
+        for name in ("a", "b"):
+            value = source.get(name)
+            pk = value.pk if isinstance(value, MetricRun) else value
+            if str(pk or "").isdigit():
+                run = runs.filter(pk=int(pk)).first()
+                if run is not None:
+                    return run
+        return None

@@ -19,6 +19,7 @@ from evalhub.generation.models import RunStatus
 from evalhub.metrics import aggregates
 from evalhub.metrics.models import MetricRun
 from evalhub.projects.access import Access
+from evalhub.projects.models import Project
 from evalhub.tuning.models import ModelVersion
 
 
@@ -131,6 +132,49 @@ def check_comparable(a: MetricRun, b: MetricRun) -> None:
             {"b": f"The two runs used different eval sets ({a.generation_run.eval_version} and "
                   f"{b.generation_run.eval_version}); a paired comparison needs the same examples."}
         )
+
+
+@dataclass(frozen=True)
+class DefaultComparison:
+    """The pair the compare page opens with, and how A relates to B (said on the page so the choice is not a mystery)."""
+
+    a: MetricRun
+    b: MetricRun
+    relation: str  # "parent", "ancestor" or "previous scored version"
+
+
+def default_comparison(project: Project) -> DefaultComparison | None:
+    """The most useful pair to show first: the newest scored model version as B, against its nearest scored ancestor
+    (the lineage a fine-tune came from) on the same eval set, else the closest older scored version on that eval set.
+
+    "Scored" means a succeeded metric run; of several on one (version, eval set), the newest is used. None when no two
+    versions were scored on a common eval set.
+    """
+    runs = succeeded(MetricRun.objects.filter(project=project)).select_related(
+        "generation_run__model_version", "generation_run__eval_version__dataset"
+    ).order_by("-created_at", "-id")
+    latest: dict[tuple[int, int], MetricRun] = {}
+    for run in runs:
+        latest.setdefault((run.generation_run.model_version_id, run.generation_run.eval_version_id), run)
+    if not latest:
+        return None
+    versions = {v.pk: v for v in ModelVersion.objects.filter(project=project).only("pk", "number", "parent_id")}
+    scored = sorted({vid for vid, _ in latest}, key=lambda vid: versions[vid].number, reverse=True)
+    for vid in scored:
+        # The version's own runs newest first, so its latest eval set wins when it has partners on several.
+        for b in sorted((r for (v, _), r in latest.items() if v == vid), key=lambda r: (r.created_at, r.pk), reverse=True):
+            eval_id = b.generation_run.eval_version_id
+            seen, ancestor, hops = {vid}, versions[vid].parent_id, 1
+            while ancestor is not None and ancestor in versions and ancestor not in seen:
+                if (ancestor, eval_id) in latest:
+                    return DefaultComparison(a=latest[(ancestor, eval_id)], b=b, relation="parent" if hops == 1 else "ancestor")
+                seen.add(ancestor)
+                ancestor, hops = versions[ancestor].parent_id, hops + 1
+            number = versions[vid].number
+            for older in scored:
+                if versions[older].number < number and (older, eval_id) in latest:
+                    return DefaultComparison(a=latest[(older, eval_id)], b=b, relation="previous scored version")
+    return None
 
 
 def run_comparison(

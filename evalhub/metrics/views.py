@@ -122,9 +122,16 @@ def version_detail(request: HttpRequest, access: Access, version_id: int) -> Htt
 
 @project_view(min_role=Role.LEAD)
 def compare(request: HttpRequest, access: Access) -> HttpResponse:
-    form = CompareForm(request.GET or None, project=access.project)
-    context: dict[str, Any] = {"form": form, "min_pairs": MIN_PAIRS_FOR_VERDICT}
-    if request.GET and form.is_valid():
+    data: Any = request.GET
+    preselected = None
+    if not data:
+        # Opening the page bare shows the comparison a lead most likely came for instead of two empty selects.
+        preselected = selectors.default_comparison(access.project)
+        if preselected is not None:
+            data = {"a": str(preselected.a.pk), "b": str(preselected.b.pk), "slice": ""}
+    form = CompareForm(data or None, project=access.project)
+    context: dict[str, Any] = {"form": form, "min_pairs": MIN_PAIRS_FOR_VERDICT, "preselected": preselected}
+    if data and form.is_valid():
         a, b = form.cleaned_data["a"], form.cleaned_data["b"]
         slice_by = form.cleaned_data.get("slice") or None
         try:

@@ -73,6 +73,61 @@ def test_comparison_page_shows_delta_interval_p_and_verdict(world: Any, two_runs
     assert 'data-figure="fig-compare"' in html
 
 
+def test_comparison_page_opens_on_newest_scored_version_against_its_parent(
+    world: Any, two_runs: Any, eval_version: Any, client_for: Any
+) -> None:
+    run_a, run_b = two_runs
+    ma = factories.make_metric_run(run_a, {"rougeL": A})
+    factories.make_metric_run(run_b, {"rougeL": B})
+    # v3 was tuned from v1 (its parent), so v1 is the baseline that tells what the tuning did, not the newer v2.
+    v3 = factories.make_version(world.project, run_a.model_version.base_model, number=3, name="retuned")
+    v3.parent = run_a.model_version
+    v3.save()
+    m3 = factories.make_metric_run(factories.make_run_with_outputs(world.project, v3, eval_version, ["x"] * 12), {"rougeL": B})
+    response = client_for(world.lead).get(reverse("metrics:compare", kwargs={"project_id": world.project.pk}))
+    html = response.content.decode()
+    assert (response.context["table"].a, response.context["table"].b) == (ma, m3)
+    assert "Δ (B − A)" in html and 'data-figure="fig-compare"' in html
+    assert "against its parent, v1 baseline" in html
+    assert f'<option value="{m3.pk}" selected>' in html
+
+
+def test_comparison_page_falls_back_to_the_previous_scored_version(world: Any, two_runs: Any, client_for: Any) -> None:
+    run_a, run_b = two_runs
+    ma = factories.make_metric_run(run_a, {"rougeL": A})
+    mb = factories.make_metric_run(run_b, {"rougeL": B})
+    response = client_for(world.lead).get(reverse("metrics:compare", kwargs={"project_id": world.project.pk}))
+    assert (response.context["table"].a, response.context["table"].b) == (ma, mb)
+    assert "against its previous scored version, v1 baseline" in response.content.decode()
+
+
+def test_comparison_page_slices_by_a_select_of_the_eval_sets_attributes(world: Any, two_runs: Any, client_for: Any) -> None:
+    ma = factories.make_metric_run(two_runs[0], {"rougeL": A})
+    mb = factories.make_metric_run(two_runs[1], {"rougeL": B})
+    url = reverse("metrics:compare", kwargs={"project_id": world.project.pk})
+    client = client_for(world.lead)
+    bare = client.get(url)
+    assert [c[0] for c in bare.context["form"].fields["slice"].choices] == ["", "audience", "category"]
+    assert '<option value="" selected>none</option>' in bare.content.decode()
+    assert response_slices(bare) == set()
+    chosen = client.get(url, {"a": mb.pk, "b": ma.pk, "slice": "category"})  # an explicit choice is kept as given
+    assert (chosen.context["table"].a, chosen.context["table"].b) == (mb, ma)
+    assert '<option value="category" selected>category</option>' in chosen.content.decode()
+    assert response_slices(chosen) == {"home", "sport", "office"}
+    assert "slice" in client.get(url, {"a": ma.pk, "b": mb.pk, "slice": "colour"}).context["form"].errors
+
+
+def response_slices(response: Any) -> set[str]:
+    return {r["row"].slice_value for s in response.context["sections"] for r in s["slices"]}
+
+
+def test_comparison_page_without_two_scored_versions_opens_empty(world: Any, two_runs: Any, client_for: Any) -> None:
+    factories.make_metric_run(two_runs[0], {"rougeL": A})
+    response = client_for(world.lead).get(reverse("metrics:compare", kwargs={"project_id": world.project.pk}))
+    assert response.status_code == 200 and "table" not in response.context
+    assert "This field is required" not in response.content.decode()
+
+
 def test_comparison_of_runs_on_different_eval_sets_is_refused(world: Any, two_runs: Any, client_for: Any) -> None:
     run_a, _ = two_runs
     other_set = factories.make_eval_version(world.project, name="Other set")
