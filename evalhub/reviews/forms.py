@@ -26,7 +26,10 @@ class RubricForm(forms.Form):
 class CriterionForm(forms.Form):
     name = forms.CharField(max_length=100)
     description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
-    scale = forms.ChoiceField(choices=Scale.choices)
+    # N is only known once the levels are typed, so the choice says where it comes from instead of "1..N".
+    scale = forms.ChoiceField(
+        choices=[(v, "Likert scale (one level per line of Levels)" if v == Scale.LIKERT else label) for v, label in Scale.choices]
+    )
     anchors = forms.CharField(
         required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 5}), label="Levels",
         help_text="Likert: one line per level, level 1 first (2 to 9 lines). Pass/fail: the pass text, then the fail text.",

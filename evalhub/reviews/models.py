@@ -111,6 +111,13 @@ class Criterion(models.Model):
         return len(self.anchors) if self.scale == Scale.LIKERT else 0
 
     @property
+    def scale_label(self) -> str:
+        """The scale as a rater reads it: a Likert criterion says its real range (e.g. "Likert 1–5"), not "1..N"."""
+        if self.scale == Scale.LIKERT and self.levels:
+            return f"Likert 1–{self.levels}"
+        return self.get_scale_display()
+
+    @property
     def is_numeric(self) -> bool:
         return self.scale in (Scale.LIKERT, Scale.BINARY)
 

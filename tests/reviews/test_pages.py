@@ -58,3 +58,14 @@ def test_lead_sets_gold_and_closes_the_campaign(world: Any, campaign: Any, clien
     assert not campaign.is_open
     done = client_for(world.annotator).get(f"{base}/next/")
     assert done.status_code == 200 and "This campaign is closed" in done.content.decode()
+
+
+@pytest.mark.django_db
+def test_rubric_table_names_the_real_likert_range(world: Any, campaign: Any, client_for: Any) -> None:
+    c = client_for(world.lead)
+    page = c.get(f"/p/{world.project.pk}/reviews/c/{campaign.pk}/").content.decode()
+    assert "Likert 1–5" in page  # Accuracy has five levels
+    assert "Pass / fail" in page
+    assert "1..N" not in page
+    form = c.get(f"/p/{world.project.pk}/reviews/rubrics/new/").content.decode()
+    assert "1..N" not in form and "one level per line of Levels" in form
