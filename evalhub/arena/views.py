@@ -208,7 +208,7 @@ def leaderboard(request: HttpRequest, access: Access, campaign_id: int) -> HttpR
     if not b.empty:
         figures["fig-ratings"] = charts.ratings_forest(names, b, title=f"Rating (Elo scale) with {pct} % interval")
         figures["fig-winrate"] = charts.matrix_heatmap(
-            names, b.win_rate, title="Observed win rate of row against column (ties count half)", fmt=".0%",
+            names, b.win_rate, title="Observed win rate, row vs column", fmt=".0%",
             colorscale="RdBu", zmid=0.5, zmin=0, zmax=1)
         figures["fig-battles"] = charts.matrix_heatmap(
             names, [[None if i == j else float(x) for j, x in enumerate(row)] for i, row in enumerate(b.battles)],

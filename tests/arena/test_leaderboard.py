@@ -151,6 +151,16 @@ def test_leaderboard_page_names_versions_and_draws_whiskered_charts(world: Any, 
     assert "left-side win share" in html and "kitchen" in html
 
 
+def test_win_rate_heatmap_has_a_short_title_and_explains_itself_in_a_caption(
+    world: Any, simulated: Any, client_for: Any
+) -> None:
+    r = client_for(world.lead).get(f"/p/{world.project.pk}/arena/{simulated.pk}/leaderboard/")
+    title = r.context["figures"]["fig-winrate"]["layout"]["title"]["text"]
+    assert len(title) <= 35  # a half-width chart cuts off longer titles
+    caption = r.content.decode().split('id="winrate-caption">', 1)[1].split("</p>", 1)[0]
+    assert "a tie counts half" in caption
+
+
 def test_leaderboard_api(world: Any, simulated: Any, api_for: Any) -> None:
     r = api_for(world.lead).get(f"/api/projects/{world.project.pk}/arena/campaigns/{simulated.pk}/leaderboard/",
                                 {"slice": "category"})
