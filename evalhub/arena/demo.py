@@ -1,11 +1,15 @@
-"""Demo step of the arena: a blind A/B campaign between "v1 base" and "v2 LoRA" over the eval prompts, with some of
-annotator2's votes already in, so the leaderboard has numbers; annotator1's share is left for a visitor.
+"""Demo step of the arena: a blind A/B campaign between "v1 base" and "v2 LoRA" over the eval prompts, judged overall
+and on two criteria (Accuracy, Tone), with some of annotator2's votes already in, so the leaderboard has numbers,
+also by criterion; annotator1's share is left for a visitor.
 
-annotator2 votes like a hurried copywriter: the description that names the product's material wins; when both or
-neither do, the one that reads as a finished description of a sensible length wins; otherwise it is a tie (both
-bad when both are next to empty). Deterministic, so every demo shows the same votes.
+annotator2 votes like a hurried copywriter: the description that names the product's material wins (that is also
+their Accuracy preference); when both or neither do, the one that reads as a finished description of a sensible length
+wins; otherwise it is a tie (both bad when both are next to empty, and then no criterion is judged). Tone they judge as
+in the reviews demo (so annotator2 sees tone the same way in both campaigns), but being hurried, tone alone does not
+decide their overall pick. Deterministic, so every demo shows the same votes.
 
-Idempotent: the campaign is found by name, and annotator2 only votes until their share is reached.
+Idempotent: the campaign is found by name, and annotator2 only votes until their share is reached. A campaign made by
+an older demo without criteria keeps having none: its votes then carry no per-criterion preferences.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from evalhub.projects.models import Project
 CAMPAIGN_NAME = "Product descriptions · A/B"
 VOTER = "annotator2"
 ANNOTATORS = ("annotator1", "annotator2")
+CRITERIA = ("Accuracy", "Tone")
 VOTED_SHARE = 0.5
 INSTRUCTIONS = (
     "Two descriptions of the same product, written from the brief above them. Pick the one you would rather publish "
@@ -35,14 +40,33 @@ def _finished(text: str) -> bool:
     return 40 <= words <= 110 and text.rstrip().endswith((".", "!", "?", '"', "”"))
 
 
-def prefer(a: str, b: str, material: str) -> tuple[str, str]:
-    """(choice, reason) between response A and response B for a product of this material."""
+def _side(a_good: bool, b_good: bool) -> str:
+    return "tie" if a_good == b_good else ("a" if a_good else "b")
+
+
+def _on_brand(text: str, prompt: str, material: str) -> bool:
+    from evalhub.reviews.demo import judge
+
+    return judge(text, prompt, material)[0]["Tone"] == "On brand"
+
+
+def prefer_by_criterion(a: str, b: str, material: str, prompt: str = "") -> dict[str, str]:
+    """{criterion: a / b / tie}: Accuracy goes to the one that names the product's material, Tone to the one on the
+    tone the brief (`prompt`) asks for."""
+    m = material.lower()
+    return {
+        "Accuracy": _side(bool(m) and m in a.lower(), bool(m) and m in b.lower()),
+        "Tone": _side(_on_brand(a, prompt, material), _on_brand(b, prompt, material)),
+    }
+
+
+def prefer(a: str, b: str, material: str, prompt: str = "") -> tuple[str, str]:
+    """(choice, reason) between response A and response B for a product of this material and brief."""
     if len(a.split()) < 5 and len(b.split()) < 5:
         return "both_bad", "Neither says anything about the product."
-    m = material.lower()
-    a_named, b_named = bool(m) and m in a.lower(), bool(m) and m in b.lower()
-    if a_named != b_named:
-        return ("a" if a_named else "b"), f"Only {'A' if a_named else 'B'} says it is {material}."
+    by_criterion = prefer_by_criterion(a, b, material, prompt)
+    if (accurate := by_criterion["Accuracy"]) != "tie":
+        return accurate, f"Only {accurate.upper()} says it is {material}."
     a_done, b_done = _finished(a), _finished(b)
     if a_done != b_done:
         return ("a" if a_done else "b"), f"{'A' if a_done else 'B'} reads as a finished description."
@@ -61,13 +85,20 @@ def simulate_votes(campaign: Campaign, user: Any) -> tuple[int, int]:
         comparison = assignment.comparison
         example = comparison.prompt.example
         material = str(((example.attributes or {}) if example is not None else {}).get("material") or "")
+        prompt = example.prompt if example is not None else comparison.prompt.text
         a, b = comparison.left.response_text, comparison.right.response_text
-        choice, reason = prefer(a, b, material)
+        choice, reason = prefer(a, b, material, prompt)
+        criteria = (
+            {}
+            if choice == "both_bad"
+            else {k: v for k, v in prefer_by_criterion(a, b, material, prompt).items() if k in campaign.criteria}
+        )
         services.vote_submit(
             campaign=campaign,
             user=user,
             token=comparison.token,
             choice=choice,
+            criteria=criteria,
             reason=reason,
             seconds=20 + 0.3 * (len(a.split()) + len(b.split())),
         )
@@ -109,7 +140,7 @@ def arena_step(
             user=users["lead"],
             runs=runs,
             options=services.CampaignOptions(
-                name=CAMPAIGN_NAME, instructions=INSTRUCTIONS, overlap=1, seed=0
+                name=CAMPAIGN_NAME, instructions=INSTRUCTIONS, overlap=1, seed=0, criteria=CRITERIA
             ),
             annotators=[users[name] for name in ANNOTATORS],
         )

@@ -182,6 +182,9 @@ def test_later_stage_steps_fill_every_page_and_run_twice_without_change(
     assert contestants == {"v1 base", "v2 LoRA"}
     votes = arena.Vote.objects.filter(campaign=arena_campaign, origin="annotator")
     assert votes.filter(annotator=a2).count() == 9 and not votes.filter(annotator=a1).exists()
+    # Judged on two criteria too, every vote that judged anything saying how each criterion went.
+    assert arena_campaign.criteria == ["Accuracy", "Tone"]
+    assert all(set(v.criteria) == ({"Accuracy", "Tone"} if v.choice != "both_bad" else set()) for v in votes)
 
     # A second load changes nothing and says so.
     before = _counts()
@@ -239,3 +242,69 @@ def test_simulated_copywriter_rates_and_votes_for_the_description_that_names_the
         assert row["material"] in fixed and fixed.endswith(".") and "97 extra" not in fixed
     assert relevance["good"] > relevance["vague"]
     assert prefer("", "ok", "oak")[0] == "both_bad"
+
+
+def test_arena_demo_votes_judge_accuracy_and_tone_and_fill_the_criterion_leaderboard(
+    world: Any, client_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With outputs worth judging (the tiny model's are next to empty, so its votes are all "both bad"), annotator2's
+    demo votes say how each criterion went, consistently with their overall choice."""
+    from django.contrib.auth import get_user_model
+
+    from evalhub.arena import demo as arena_demo
+    from evalhub.arena.models import Vote
+    from evalhub.arena.selectors import criteria_leaderboard
+    from evalhub.datasets.models import Example
+    from evalhub.projects.models import Membership, Role
+    from tests.arena.factories import eval_with_runs
+
+    rows = _products()[:6]
+
+    def vague(row: dict[str, Any]) -> str:  # without its material, as in the test above
+        return row["reference"].replace(row["material"], "quality material").rsplit(".", 2)[0] + " with 97 extra"
+
+    ev = eval_with_runs(world.project, n_examples=6, n_versions=2, names=["base", "tuned"],
+                        text=lambda v, i: vague(rows[i]) if v == 0 else rows[i]["reference"])
+    for example, row in zip(ev.examples, rows):
+        Example.objects.filter(pk=example.pk).update(prompt=row["prompt"], attributes={"material": row["material"]})
+    monkeypatch.setattr(arena_demo, "demo_generation_runs", lambda project, state=None: ev.runs)
+    a2 = get_user_model().objects.create_user("annotator2", password="x")
+    Membership.objects.create(project=world.project, user=a2, role=Role.ANNOTATOR)
+    users = {"lead": world.lead, "annotator1": world.annotator, "annotator2": a2}
+
+    arena_demo.arena_step(world.project, users, io.StringIO())
+    votes = list(Vote.objects.filter(annotator=a2).select_related("comparison__left__contestant__model_version",
+                                                                  "comparison__right__contestant__model_version"))
+    assert len(votes) == 3
+    campaign = votes[0].campaign
+    assert campaign.criteria == ["Accuracy", "Tone"]
+    for vote in votes:
+        assert set(vote.criteria) == {"Accuracy", "Tone"}
+        tuned_side = "a" if vote.comparison.left.contestant.model_version.name == "tuned" else "b"
+        assert vote.criteria["Accuracy"] == tuned_side == vote.choice  # only the tuned one names the material
+    before = [(v.pk, v.choice, v.criteria) for v in Vote.objects.order_by("pk")]
+    arena_demo.arena_step(world.project, users, io.StringIO())
+    assert [(v.pk, v.choice, v.criteria) for v in Vote.objects.order_by("pk")] == before
+
+    accuracy = next(b for b in criteria_leaderboard(campaign) if b.criterion == "Accuracy")
+    assert accuracy.n_votes == 3 and accuracy.versions[0].name.endswith("tuned") and accuracy.versions[0].wins == 3
+    page = client_for(world.lead).get(
+        reverse("arena:leaderboard", kwargs={"project_id": world.project.pk, "campaign_id": campaign.pk})
+    ).content.decode()
+    assert 'id="by-criterion"' in page and "Tone" in page
+
+
+def test_simulated_copywriter_prefers_the_description_on_the_briefs_tone() -> None:
+    from evalhub.arena.demo import prefer, prefer_by_criterion
+
+    wins = 0
+    for row in _products()[:12]:
+        good = row["reference"]
+        pushy = f"{good} A real game-changer!"  # a stock sales phrase is never on brand
+        tone = prefer_by_criterion(good, pushy, row["material"], row["prompt"])
+        assert tone["Accuracy"] == "tie" and tone["Tone"] in ("a", "tie")  # "tie": the good one drifted too
+        if tone["Tone"] == "a":
+            wins += 1
+            assert prefer(good, pushy, row["material"], row["prompt"])[0] == "tie"  # hurried: tone alone decides nothing
+            assert prefer_by_criterion(pushy, good, row["material"], row["prompt"])["Tone"] == "b"
+    assert wins >= 6
