@@ -26,9 +26,9 @@ class RubricForm(forms.Form):
 class CriterionForm(forms.Form):
     name = forms.CharField(max_length=100)
     description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
-    # N is only known once the levels are typed, so the choice says where it comes from instead of "1..N".
+    # N is only known once the levels are typed (the Levels help says how), so the narrow select just names the kind.
     scale = forms.ChoiceField(
-        choices=[(v, "Likert scale (one level per line of Levels)" if v == Scale.LIKERT else label) for v, label in Scale.choices]
+        choices=[(v, "Likert scale" if v == Scale.LIKERT else label) for v, label in Scale.choices]
     )
     anchors = forms.CharField(
         required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 5}), label="Levels",

@@ -68,4 +68,4 @@ def test_rubric_table_names_the_real_likert_range(world: Any, campaign: Any, cli
     assert "Pass / fail" in page
     assert "1..N" not in page
     form = c.get(f"/p/{world.project.pk}/reviews/rubrics/new/").content.decode()
-    assert "1..N" not in form and "one level per line of Levels" in form
+    assert "1..N" not in form and '>Likert scale</option>' in form
