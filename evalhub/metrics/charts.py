@@ -53,11 +53,27 @@ def slices_figure(table: AggregateTable, metric: str) -> dict[str, Any] | None:
 
 
 def comparison_figure(table: ComparisonTable) -> dict[str, Any] | None:
-    rows = [r for r in table.overall() if _ok(r.comparison.delta, r.comparison.low, r.comparison.high)]
+    """B − A per metric as a percentage of A's mean, with the paired-bootstrap interval scaled alike.
+
+    Metrics live on different scales (ROUGE 0..1, BLEU and chrF 0..100, length in words), so raw differences would
+    flatten the 0..1 metrics to nothing; relative change puts them side by side. Metrics whose mean A is 0 have no
+    relative change and stay in the table only.
+    """
+    rows = [
+        r for r in table.overall()
+        if _ok(r.comparison.delta, r.comparison.low, r.comparison.high, r.comparison.mean_a) and r.comparison.mean_a
+    ]
     if not rows:
         return None
-    fig = _bars(
-        [r.metric for r in rows], [r.comparison.delta for r in rows], [r.comparison.low for r in rows],
-        [r.comparison.high for r in rows], title="B − A per metric with 95 % paired-bootstrap interval",
+
+    def pct(x: float, base: float) -> float:
+        return 100.0 * x / abs(base)
+
+    return _bars(
+        [r.metric for r in rows],
+        [pct(r.comparison.delta, r.comparison.mean_a) for r in rows],
+        [pct(r.comparison.low, r.comparison.mean_a) for r in rows],
+        [pct(r.comparison.high, r.comparison.mean_a) for r in rows],
+        title="B − A in % of A's mean, with 95 % paired-bootstrap interval",
+        yaxis={"ticksuffix": " %", "zeroline": True},
     )
-    return fig
