@@ -19,7 +19,8 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
+from django.db.models.fields.json import KeyTransform
 from scipy import stats as sps
 
 from evalhub.arena import ratings
@@ -28,6 +29,7 @@ from evalhub.arena.models import (
     Assignment,
     AssignmentStatus,
     Campaign,
+    CampaignStatus,
     Choice,
     Comparison,
     Contestant,
@@ -36,6 +38,7 @@ from evalhub.arena.models import (
     VoteOrigin,
 )
 from evalhub.arena.services import annotator_vote_rows, can_vote, decided_pairs
+from evalhub.core.queries import count_of
 from evalhub.projects.access import Access, AnyUser, scoped_get
 from evalhub.projects.models import Project, Role
 from evalhub.stats import Estimate, annotator_consensus_agreement
@@ -129,6 +132,60 @@ def progress(campaign: Campaign, user: AbstractBaseUser | None = None) -> Progre
 
 def may_vote(campaign: Campaign, user: AbstractBaseUser) -> bool:
     return campaign.is_open and can_vote(campaign, user)
+
+
+@dataclass(frozen=True)
+class VoteWork:
+    """One open campaign this person may vote in (the project overview). Blind: counts only."""
+
+    campaign: Campaign
+    my_votes: int
+    left: int  # comparisons this person could still judge: free slots, never theirs, pair not yet decided
+    held: bool
+
+    @property
+    def percent(self) -> float:
+        total = self.my_votes + self.left
+        return 100.0 * self.my_votes / total if total else 100.0
+
+
+def work_for(access: Access) -> list[VoteWork]:
+    """Open campaigns this person may vote in and still has comparisons in, newest first; three queries in all."""
+    user_id = access.user.pk
+    listed = Campaign.annotators.through.objects.filter(campaign_id=OuterRef("pk"))
+    campaigns = list(
+        Campaign.objects.filter(project=access.project, status=CampaignStatus.OPEN)
+        .filter(~Exists(listed) | Exists(listed.filter(user_id=user_id)))  # as services.can_vote
+        .defer("state").annotate(
+            decided=KeyTransform("decided", "state"),
+            n_mine=count_of(Vote.objects.filter(campaign=OuterRef("pk"), annotator=user_id)),
+            n_held=count_of(Assignment.objects.filter(campaign=OuterRef("pk"), annotator=user_id,
+                                                      status=AssignmentStatus.OPEN)),
+        ).order_by("-created_at", "-id")
+    )
+    if not campaigns:
+        return []
+    had = Assignment.objects.filter(comparison=OuterRef("pk"), annotator=user_id)
+    # Per pair, as the scheduler serves them (see services._choose_pair), so decided pairs can be left out.
+    free = (
+        Comparison.objects.filter(campaign__in=[c.pk for c in campaigns], n_taken__lt=F("campaign__overlap"))
+        .filter(~Exists(had))
+        .values_list("campaign_id", "pair_lo__index", "pair_hi__index").annotate(n=Count("pk")).order_by()
+    )
+    decided = {
+        c.pk: {(int(i), int(j)) for i, j in (c.decided or [])} if c.stop_when_decided else set()  # type: ignore[attr-defined]
+        for c in campaigns
+    }
+    left: Counter[int] = Counter()
+    for campaign_id, lo, hi, n in free:
+        if (lo, hi) not in decided[campaign_id]:
+            left[campaign_id] += n
+    out: list[VoteWork] = []
+    for c in campaigns:
+        n_left = left[c.pk] + c.n_held  # type: ignore[attr-defined]
+        if n_left:
+            out.append(VoteWork(campaign=c, my_votes=c.n_mine, left=n_left, held=bool(c.n_held)))  # type: ignore[attr-defined]
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -235,6 +292,37 @@ def leaderboard(campaign: Campaign, *, slice_attribute: str | None = None, n_rou
     )
     cache.set(key, result, 600)
     return result
+
+
+@dataclass(frozen=True)
+class Leader:
+    """Lead-only: the top of the newest campaign's leaderboard."""
+
+    campaign: Campaign
+    name: str
+    rating: float
+    low: float
+    high: float
+    votes: int
+    contestants: int
+
+
+def current_leader(project: Project) -> Leader | None:
+    """The leader of the newest campaign with annotator votes (open ones first), from the cached leaderboard."""
+    votes = Vote.objects.filter(campaign=OuterRef("pk"), origin=VoteOrigin.ANNOTATOR)
+    campaign = (
+        Campaign.objects.filter(project=project).defer("state").annotate(n_votes=count_of(votes))
+        .filter(n_votes__gt=0).order_by("-status", "-created_at", "-id").first()  # descending: "open" first
+    )
+    if campaign is None:
+        return None
+    board = leaderboard(campaign)
+    rows = board.rows()
+    if not rows or math.isnan(rows[0]["rating"]):
+        return None
+    top = rows[0]
+    return Leader(campaign=campaign, name=top["name"], rating=top["rating"], low=top["low"], high=top["high"],
+                  votes=campaign.n_votes, contestants=len(rows))  # type: ignore[attr-defined]
 
 
 def _slices(campaign: Campaign, attribute: str, k: int, common: dict[str, Any]) -> list[SliceBoard]:

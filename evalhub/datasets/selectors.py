@@ -141,3 +141,43 @@ def queue_annotators(queue: CurationQueue) -> list[dict[str, Any]]:
 
 def my_decided_items(queue: CurationQueue, user: AnyUser) -> QuerySet[CurationItem]:
     return queue.items.filter(decided_by=user).exclude(decision=CurationItem.Decision.PENDING).order_by("position")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The project overview
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    datasets: int
+    versions: int
+    latest: DatasetVersion | None
+    findings: int  # in the newest quality report of each version that has one
+    reports: int  # how many reports those findings come from
+    findings_report_id: int | None  # the newest report with findings, to link to
+    open_queues: int
+
+
+def data_summary(project: Project) -> DataSummary:
+    counts = Dataset.objects.filter(project=project).aggregate(
+        datasets=Count("id", distinct=True), versions=Count("versions", distinct=True)
+    )
+    latest = versions_of_project(project).order_by("-created_at", "-id").first()
+    newest_per_version: dict[int, tuple[int, list[Any]]] = {}
+    rows = (QualityReport.objects.filter(version__dataset__project=project, report__has_key="findings")
+            .order_by("version_id", "-created_at", "-id").values_list("version_id", "pk", "report__findings"))
+    for version_id, report_id, findings in rows:
+        newest_per_version.setdefault(version_id, (report_id, findings if isinstance(findings, list) else []))
+    with_findings = sorted((rid for rid, f in newest_per_version.values() if f), reverse=True)
+    return DataSummary(
+        datasets=counts["datasets"], versions=counts["versions"], latest=latest,
+        findings=sum(len(f) for _, f in newest_per_version.values()), reports=len(newest_per_version),
+        findings_report_id=with_findings[0] if with_findings else None,
+        open_queues=CurationQueue.objects.filter(version__dataset__project=project,
+                                                 status=CurationQueue.Status.OPEN).count(),
+    )
+
+
+def open_queues(project: Project) -> list[CurationQueue]:
+    """Open curation queues with `n_items` / `n_done` (every member may curate), newest first."""
+    return list(project_queues(project).filter(status=CurationQueue.Status.OPEN).order_by("-created_at", "-id"))

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import Http404
 
 from evalhub.feedback.models import FeedbackExport, RetrainPipeline, RetrainStatus
@@ -402,3 +402,26 @@ def story_context(access: Access) -> dict[str, Any]:
     if not access.sees_model_identity:
         return {}
     return {"feedback_story": project_story(access.project)}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The project overview
+
+
+@dataclass(frozen=True)
+class FeedbackSummary:
+    exports: int
+    exports_by_kind: dict[str, int]
+    retrains_by_status: dict[str, int]
+
+    @property
+    def retrains(self) -> int:
+        return sum(self.retrains_by_status.values())
+
+
+def feedback_summary(project: Project) -> FeedbackSummary:
+    by_kind = dict(FeedbackExport.objects.filter(project=project).values_list("kind").annotate(n=Count("id")).order_by())
+    by_status = dict(
+        RetrainPipeline.objects.filter(project=project).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    return FeedbackSummary(exports=sum(by_kind.values()), exports_by_kind=by_kind, retrains_by_status=by_status)

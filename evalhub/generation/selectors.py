@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
 from evalhub.generation.models import GenerationRun, Output
@@ -113,3 +113,8 @@ def score_names(metric_run: MetricRun | None) -> list[str]:
 
 def run_counts(run: GenerationRun) -> dict[str, Any]:
     return {"outputs": Output.objects.filter(run=run).count(), "examples": run.eval_version.row_count}
+
+
+def runs_by_status(project: Any) -> dict[str, int]:
+    """Generation runs of the project by status (the project overview)."""
+    return dict(GenerationRun.objects.filter(project=project).values_list("status").annotate(n=Count("id")).order_by())

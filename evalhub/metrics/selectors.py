@@ -12,12 +12,12 @@ from typing import Any
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Avg, QuerySet
 from django.http import Http404
 
 from evalhub.generation.models import RunStatus
 from evalhub.metrics import aggregates
-from evalhub.metrics.models import MetricRun
+from evalhub.metrics.models import MetricRun, MetricScore
 from evalhub.projects.access import Access
 from evalhub.projects.models import Project
 from evalhub.tuning.models import ModelVersion
@@ -214,3 +214,36 @@ def comparison_dict(row: aggregates.MetricComparison) -> dict[str, Any]:
         "confidence": c.confidence, "significant": row.significant, "verdict": row.verdict, "n_pairs": c.n,
         "n_dropped": c.n_dropped, "n_unmatched": row.n_unmatched, "method": c.method,
     }
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The project overview (leads: it names model versions)
+
+HEADLINE_METRICS = ("rougeL", "bertscore")
+
+
+@dataclass(frozen=True)
+class Headline:
+    """Plain means of the pair the compare page opens with (`default_comparison`); `a` is the baseline."""
+
+    a: MetricRun
+    b: MetricRun
+    relation: str
+    means: list[tuple[str, float | None, float | None]]  # (metric, mean of a, mean of b)
+
+
+def latest_headline(project: Project, metrics: tuple[str, ...] = HEADLINE_METRICS) -> Headline | None:
+    """Means only (one aggregate query, no bootstrap): a glance for the overview, which links to the comparison page
+    with its intervals and verdict for the same pair."""
+    pair = default_comparison(project)
+    if pair is None:
+        return None
+    a, b = pair.a, pair.b
+    means = {
+        (row["metric_run"], row["metric"]): row["mean"]
+        for row in MetricScore.objects.filter(metric_run__in=[a.pk, b.pk], metric__in=metrics)
+        .values("metric_run", "metric").annotate(mean=Avg("value")).order_by()
+    }
+    rows = [(m, means.get((a.pk, m)), means.get((b.pk, m))) for m in metrics
+            if (a.pk, m) in means or (b.pk, m) in means]
+    return Headline(a=a, b=b, relation=pair.relation, means=rows)

@@ -18,6 +18,7 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
+from evalhub.core.queries import count_of
 from evalhub.projects.access import Access
 from evalhub.projects.models import Membership, Project
 from evalhub.reviews.models import (
@@ -171,6 +172,106 @@ def annotator_progress(campaign: Campaign) -> list[dict[str, Any]]:
         percent = 100.0 * min(r["submitted"], share) / share if share else None
         out.append({**r, "share": share, "percent": percent})
     return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The project overview: what waits for one person, and the campaigns at a glance
+
+
+@dataclass(frozen=True)
+class CampaignWork:
+    """One open campaign this person may rate now. Blind: the campaign and counts, nothing about the outputs."""
+
+    campaign: Campaign
+    mine: int  # ratings this person submitted
+    available: int  # items with a free slot this person never had, plus the one they hold
+    held: bool
+    share: int | None  # their fair share when the campaign lists its annotators
+
+    @property
+    def target(self) -> int:
+        """About how many this person can rate in all: their share where there is one, never more than is there."""
+        possible = self.mine + self.available
+        return max(self.mine, min(self.share, possible)) if self.share else possible
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.mine / self.target if self.target else 100.0
+
+    @property
+    def started(self) -> bool:
+        return self.mine > 0 or self.held
+
+
+def work_for(access: Access) -> list[CampaignWork]:
+    """Open campaigns this person may rate and still has something to rate in, newest first.
+
+    One query finds the campaigns with what is free for this person; `progress_for` then adds their count and share
+    per campaign (a project has a handful of open campaigns, never thousands).
+    """
+    user_id = access.user.pk
+    listed = Campaign.annotators.through.objects.filter(campaign_id=OuterRef("pk"))
+    grouped = Campaign.groups.through.objects.filter(campaign_id=OuterRef("pk"))
+    had = Assignment.objects.filter(item=OuterRef("pk"), annotator=user_id)
+    free = CampaignItem.objects.filter(campaign=OuterRef("pk"), open_slots__gt=0).filter(~Exists(had))
+    held = Assignment.objects.filter(campaign=OuterRef("pk"), annotator=user_id, status=AssignmentStatus.ACTIVE)
+    campaigns = (
+        Campaign.objects.filter(project=access.project, status=CampaignStatus.OPEN)
+        .annotate(
+            _has_listed=Exists(listed), _has_groups=Exists(grouped),
+            _me_listed=Exists(listed.filter(user_id=user_id)),
+            _me_grouped=Exists(grouped.filter(group__user=user_id)),
+            n_free=count_of(free), n_held=count_of(held),
+        )
+        .order_by("-created_at", "-id")
+    )
+    out: list[CampaignWork] = []
+    for c in campaigns:
+        may_rate = (not c._has_listed and not c._has_groups) or c._me_listed or c._me_grouped  # type: ignore[attr-defined]
+        available = c.n_free + c.n_held  # type: ignore[attr-defined]
+        if not may_rate or not available:
+            continue
+        progress = progress_for(c, access.user)
+        out.append(CampaignWork(campaign=c, mine=progress.mine, available=available,
+                                held=bool(c.n_held), share=progress.my_share))  # type: ignore[attr-defined]
+    return out
+
+
+def adjudications_waiting(project: Project) -> list[tuple[Campaign, int]]:
+    """(campaign, items waiting for a reviewer's final values) for campaigns with any, newest first."""
+    waiting = Adjudication.objects.filter(campaign=OuterRef("pk"), status=AdjudicationStatus.OPEN)
+    campaigns = (
+        Campaign.objects.filter(project=project).annotate(n_waiting=count_of(waiting))
+        .filter(n_waiting__gt=0).order_by("-created_at", "-id")
+    )
+    return [(c, c.n_waiting) for c in campaigns]  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class CampaignStatusRow:
+    campaign: Campaign
+    done: int  # ratings submitted (gold excluded)
+    waiting: int  # items waiting for adjudication
+
+    @property
+    def wanted(self) -> int:
+        return self.campaign.ratings_wanted
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * min(self.done, self.wanted) / self.wanted if self.wanted else 100.0
+
+
+def campaigns_status(project: Project, *, limit: int = 5) -> list[CampaignStatusRow]:
+    """Open campaigns first, then the latest closed ones: ratings so far and adjudications waiting, in one query."""
+    ratings = Rating.objects.filter(campaign=OuterRef("pk"), item__is_gold=False)
+    waiting = Adjudication.objects.filter(campaign=OuterRef("pk"), status=AdjudicationStatus.OPEN)
+    campaigns = (
+        Campaign.objects.filter(project=project)
+        .annotate(n_done=count_of(ratings), n_waiting=count_of(waiting))
+        .order_by("-status", "-created_at", "-id")[:limit]  # descending puts "open" before "closed"
+    )
+    return [CampaignStatusRow(c, c.n_done, c.n_waiting) for c in campaigns]  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+
+from django.db.models import Count, QuerySet
 
 from evalhub.jobs import workers as job_workers
 from evalhub.projects.models import Project
@@ -35,6 +37,43 @@ def versions_of_project(project: Project) -> QuerySet[ModelVersion]:
 
 def sweeps_of_project(project: Project) -> QuerySet[Sweep]:
     return Sweep.objects.filter(project=project).select_related("job", "base_model", "best_run")
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    runs_by_status: dict[str, int]  # runs (sweep trials left out) by their job's status
+    latest: ModelVersion | None
+    latest_loss: float | None  # the latest version's best validation loss
+    best: ModelVersion | None  # the version with the lowest best validation loss, if not the latest
+    best_loss: float | None
+    running: list[TrainingRun]  # runs whose job is running now, with the job loaded
+
+
+def training_summary(project: Project) -> TrainingSummary:
+    by_status = {
+        (status or "queued"): n
+        for status, n in TrainingRun.objects.filter(project=project, sweep__isnull=True)
+        .values_list("job__status").annotate(n=Count("id")).order_by()
+    }
+    losses = [
+        (pk, loss) for pk, loss in ModelVersion.objects.filter(project=project)
+        .values_list("pk", "lineage__best_val_loss").order_by("-number")
+        if isinstance(loss, (int, float))
+    ]
+    versions = ModelVersion.objects.filter(project=project).defer("lineage")
+    latest = versions.order_by("-number").first()
+    loss_of = dict(losses)
+    best_pk, best_loss = min(losses, key=lambda x: x[1]) if losses else (None, None)
+    best = None
+    if best_pk is not None and (latest is None or best_pk != latest.pk):
+        best = versions.filter(pk=best_pk).first()
+    running = list(
+        runs_of_project(project, include_trials=False).filter(job__status="running").order_by("-created_at")[:3]
+    )
+    return TrainingSummary(
+        runs_by_status=by_status, latest=latest, latest_loss=loss_of.get(latest.pk) if latest else None,
+        best=best, best_loss=best_loss if best is not None else None, running=running,
+    )
 
 
 def _device_label(device: dict[str, object]) -> str:
