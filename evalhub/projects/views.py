@@ -35,9 +35,9 @@ def project_create(request: HttpRequest) -> HttpResponse:
 @project_view()
 def project_detail(request: HttpRequest, access: Access) -> HttpResponse:
     from evalhub.feedback.selectors import story_context
-    from evalhub.projects.overview import stage_overview
+    from evalhub.projects.overview import overview_for
 
-    return render(request, "projects/detail.html", {"stages": stage_overview(access), **story_context(access)})
+    return render(request, "projects/detail.html", {"overview": overview_for(access), **story_context(access)})
 
 
 @project_view(min_role=Role.LEAD)
