@@ -69,7 +69,8 @@ def test_voting_page_and_dom_name_no_model(world: Any, secret: dict[str, Any], c
     client = client_for(world.annotator)
     base = f"/p/{world.project.pk}/arena/"
     pages = {name: client.get(url) for name, url in {
-        "list": base, "detail": f"{base}{c.pk}/", "vote": f"{base}{c.pk}/vote/"}.items()}
+        "overview": f"/p/{world.project.pk}/", "list": base, "detail": f"{base}{c.pk}/", "vote": f"{base}{c.pk}/vote/",
+        "overview after serving": f"/p/{world.project.pk}/"}.items()}
     for name, r in pages.items():
         assert r.status_code == 200
         assert_blind(r.content.decode(), secret, name)
@@ -137,7 +138,7 @@ def test_leads_see_the_names(world: Any, secret: dict[str, Any], client_for: Any
 def test_reviewers_are_blind_too(world: Any, secret: dict[str, Any], client_for: Any) -> None:
     c = secret["campaign"]
     client = client_for(world.reviewer)
-    for url in (f"/p/{world.project.pk}/arena/", f"/p/{world.project.pk}/arena/{c.pk}/",
+    for url in (f"/p/{world.project.pk}/", f"/p/{world.project.pk}/arena/", f"/p/{world.project.pk}/arena/{c.pk}/",
                 f"/p/{world.project.pk}/arena/{c.pk}/vote/"):
         assert_blind(client.get(url).content.decode(), secret, url)
     assert client.get(f"/p/{world.project.pk}/arena/{c.pk}/leaderboard/").status_code == 403

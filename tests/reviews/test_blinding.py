@@ -69,6 +69,11 @@ def test_annotator_and_reviewer_never_see_model_identity(world: Any, client_for:
         done = page.post(location, {"c1": "1", "c2": "1", "corrected_text": "A better text.", "submission_token": location})
         seen.append(("submit redirect", done["Location"]))
         seen.append(("revisit", page.get(location).content.decode()))
+        if not any(where == "overview while rating" for where, _ in seen):
+            # The project overview with this annotator's counts in it.
+            overview = page.get(f"/p/{pid}/").content.decode()
+            assert "Round 1" in overview and "You rated 1 of about" in overview
+            seen.append(("overview while rating", overview))
 
     api = api_for(annotators[0])
     base = f"/api/projects/{pid}/reviews/campaigns"
@@ -86,7 +91,7 @@ def test_annotator_and_reviewer_never_see_model_identity(world: Any, client_for:
     # Reviewers adjudicate blind as well.
     rev = client_for(world.reviewer)
     for url in (f"/p/{pid}/reviews/c/{cid}/adjudicate/", f"/p/{pid}/reviews/c/{cid}/corrections/",
-                f"/p/{pid}/reviews/c/{cid}/agreement/", f"/p/{pid}/reviews/c/{cid}/"):
+                f"/p/{pid}/reviews/c/{cid}/agreement/", f"/p/{pid}/reviews/c/{cid}/", f"/p/{pid}/"):
         r = rev.get(url)
         assert r.status_code == 200, url
         seen.append((url, r.content.decode()))
