@@ -75,7 +75,7 @@ def _wanted_settings() -> dict[str, Any]:
     return services.decode_settings(DEMO_DECODE).to_dict()
 
 
-def _existing_run(version: ModelVersion, eval_version: DatasetVersion) -> GenerationRun | None:
+def existing_run(version: ModelVersion, eval_version: DatasetVersion) -> GenerationRun | None:
     """The demo's run of this version: a succeeded one first, else the latest one still queued or running."""
     wanted = _wanted_settings()
     runs = [
@@ -96,7 +96,7 @@ def demo_generation_runs(project: Project, state: dict[str, Any] | None = None) 
     eval_version = demo_eval_split(project, state)
     if eval_version is None:
         return []
-    runs = [_existing_run(v, eval_version) for v in demo_versions(project)]
+    runs = [existing_run(v, eval_version) for v in demo_versions(project)]
     return [r for r in runs if r is not None and r.status == RunStatus.SUCCEEDED]
 
 
@@ -133,39 +133,44 @@ def finish_job(job: Job, stdout: TextIO, *, wait_s: float = WAIT_FOR_WORKER_S) -
 # Steps
 
 
+def generate(
+    project: Project, lead: Any, version: ModelVersion, eval_version: DatasetVersion, stdout: TextIO
+) -> tuple[GenerationRun, str]:
+    """The demo's run of `version` over `eval_version` with the demo's decoding settings, made and run here when it
+    is missing (or finished when an earlier demo left it unfinished); (the run, a summary). The run did not succeed
+    when its status says otherwise."""
+    run = existing_run(version, eval_version)
+    if run is not None and run.status == RunStatus.SUCCEEDED:
+        return run, f"found {version} (run #{run.pk})"
+    if run is None:
+        run = services.generation_run_create(
+            project=project,
+            model_version=version,
+            eval_version=eval_version,
+            settings=DEMO_DECODE,
+            created_by=lead,
+        )
+        stdout.write(f"    generating {eval_version.row_count} descriptions with {version}\n")
+    else:
+        stdout.write(f"    finishing generation run #{run.pk} of {version}\n")
+    assert run.job is not None
+    finish_job(run.job, stdout)
+    run.refresh_from_db()
+    if run.status != RunStatus.SUCCEEDED:
+        return run, f"{version}: run #{run.pk} {run.status}" + (f" ({run.error})" if run.error else "")
+    summary = run.summary or {}
+    return run, (
+        f"made {version} (run #{run.pk}: {summary.get('outputs', 0)} outputs, "
+        f"{summary.get('generation_seconds', 0):.0f} s, {summary.get('hit_max_tokens', 0)} hit the token limit)"
+    )
+
+
 def generation_step(project: Project, lead: Any, stdout: TextIO, state: dict[str, Any] | None = None) -> str:
     eval_version = demo_eval_split(project, state)
     versions = demo_versions(project)
     if eval_version is None or not versions:
         return "skipped: no eval split or no demo model version"
-    parts: list[str] = []
-    for version in versions:
-        run = _existing_run(version, eval_version)
-        if run is not None and run.status == RunStatus.SUCCEEDED:
-            parts.append(f"found {version} (run #{run.pk})")
-            continue
-        if run is None:
-            run = services.generation_run_create(
-                project=project,
-                model_version=version,
-                eval_version=eval_version,
-                settings=DEMO_DECODE,
-                created_by=lead,
-            )
-            stdout.write(f"    generating {eval_version.row_count} descriptions with {version}\n")
-        else:
-            stdout.write(f"    finishing generation run #{run.pk} of {version}\n")
-        assert run.job is not None
-        finish_job(run.job, stdout)
-        run.refresh_from_db()
-        if run.status != RunStatus.SUCCEEDED:
-            parts.append(f"{version}: run #{run.pk} {run.status}" + (f" ({run.error})" if run.error else ""))
-            continue
-        summary = run.summary or {}
-        parts.append(
-            f"made {version} (run #{run.pk}: {summary.get('outputs', 0)} outputs, "
-            f"{summary.get('generation_seconds', 0):.0f} s, {summary.get('hit_max_tokens', 0)} hit the token limit)"
-        )
+    parts = [generate(project, lead, version, eval_version, stdout)[1] for version in versions]
     if len(versions) < 2:
         parts.append("no v2 LoRA to compare (its training did not finish)")
     return "; ".join(parts)
