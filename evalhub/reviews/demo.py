@@ -173,12 +173,14 @@ def _campaign(project: Project, users: dict[str, Any], runs: list[Any]) -> tuple
     return campaign, True
 
 
-def simulate_ratings(campaign: Campaign, user: Any) -> tuple[int, int]:
-    """Rate as `user` until they rated RATED_SHARE of the items, correcting the first output that needs a fix.
-    Returns (ratings made now, their ratings in all)."""
-    target = math.ceil(campaign.item_count * RATED_SHARE)
+def simulate_ratings(
+    campaign: Campaign, user: Any, *, share: float = RATED_SHARE, max_corrections: int | None = 1
+) -> tuple[int, int]:
+    """Rate as `user` until they rated `share` of the items, correcting the first `max_corrections` outputs that
+    need a fix (None: every one). Returns (ratings made now, their ratings in all)."""
+    target = math.ceil(campaign.item_count * share)
     done = Rating.objects.filter(campaign=campaign, annotator=user).count()
-    corrected_once = Correction.objects.filter(item__campaign=campaign, rating__annotator=user).exists()
+    n_corrected = Correction.objects.filter(item__campaign=campaign, rating__annotator=user).count()
     criteria = services.campaign_criteria(campaign)
     made = 0
     while done < target:
@@ -191,10 +193,11 @@ def simulate_ratings(campaign: Campaign, user: Any) -> tuple[int, int]:
         material = str((example.attributes or {}).get("material") or "")
         judged, comment = judge(output.text, example.prompt_text, material)
         fix: str | None = None
-        if not corrected_once and corrected(output.text, material) != output.text.strip():
+        may_correct = max_corrections is None or n_corrected < max_corrections
+        if may_correct and corrected(output.text, material) != output.text.strip():
             fix = corrected(output.text, material)
             comment = f"{comment} Fixed it in the text.".strip()
-            corrected_once = True
+            n_corrected += 1
         words = len(output.text.split())
         services.rating_submit(
             campaign=campaign,
