@@ -1,5 +1,5 @@
-"""The demo steps of the later stages (generation, metrics, reviews, arena), run through the loader on the real demo
-data but a tiny random model: they build what a visitor's pages need, and a second run changes nothing."""
+"""The demo steps of the later stages (generation, metrics, reviews, arena, feedback), run through the loader on the
+real demo data but a tiny random model: they build what a visitor's pages need, and a second run changes nothing."""
 
 from __future__ import annotations
 
@@ -308,3 +308,95 @@ def test_simulated_copywriter_prefers_the_description_on_the_briefs_tone() -> No
             assert prefer(good, pushy, row["material"], row["prompt"])[0] == "tie"  # hurried: tone alone decides nothing
             assert prefer_by_criterion(pushy, good, row["material"], row["prompt"])["Tone"] == "b"
     assert wins >= 6
+
+
+FEEDBACK = (
+    "feedback: v2 LoRA on 12 training prompts",
+    "feedback: training prompts rated and corrected",
+    "feedback: SFT export",
+)
+
+
+def test_feedback_steps_rate_and_correct_training_prompts_into_an_sft_export_without_eval_prompts(
+    tiny_demo: None, client_for: Any
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    from evalhub.datasets.models import DatasetVersion, Example
+    from evalhub.feedback.models import FeedbackExport
+    from evalhub.generation.models import GenerationRun
+    from evalhub.projects.models import Project
+    from evalhub.reviews import models as reviews
+    from evalhub.reviews.demo import CAMPAIGN_NAME as EVAL_CAMPAIGN
+    from evalhub.reviews.demo import corrected
+
+    first = _run(BEFORE + OURS + FEEDBACK)
+    names = [s.name for s in loader.STEPS]
+    assert min(names.index(n) for n in FEEDBACK) > max(names.index(n) for n in OURS)  # after reviews and arena
+    project = Project.objects.get(name=loader.PROJECT_NAME)
+    a2 = get_user_model().objects.get(username="annotator2")
+    train = DatasetVersion.objects.get(dataset__project=project, split_name="train")
+    eval_prompts = set(
+        Example.objects.filter(version__dataset__project=project, version__split_name="eval").values_list(
+            "prompt", flat=True
+        )
+    )
+
+    # v2 LoRA wrote for 12 prompts split off the train split (none of them an eval prompt).
+    sample = DatasetVersion.objects.get(parent=train, split_name="sample")
+    sample_prompts = set(sample.examples.values_list("prompt", flat=True))
+    assert sample.row_count == 12 and len(sample_prompts) == 12, first
+    assert sample_prompts <= set(train.examples.values_list("prompt", flat=True))
+    run = GenerationRun.objects.get(eval_version=sample)
+    assert str(run.model_version) == "v2 LoRA" and run.status == "succeeded" and run.outputs.count() == 12
+
+    # The campaign over them: the content review's rubric, one rating each, all by annotator2, who corrected every
+    # output the simulated copywriter fixes.
+    campaign = reviews.Campaign.objects.get(project=project, name="Training prompts · corrections")
+    eval_campaign = reviews.Campaign.objects.get(project=project, name=EVAL_CAMPAIGN)
+    assert campaign.rubric_version_id == eval_campaign.rubric_version_id
+    assert (campaign.item_count, campaign.overlap) == (12, 1)
+    assert list(campaign.annotators.values_list("username", flat=True)) == ["annotator2"]
+    ratings = reviews.Rating.objects.filter(campaign=campaign)
+    assert ratings.count() == 12 and set(ratings.values_list("annotator", flat=True)) == {a2.pk}
+    needs_fix = sum(
+        1
+        for o in run.outputs.select_related("example")
+        if corrected(o.text, o.example.attributes["material"]) != o.text.strip()
+    )
+    corrections = reviews.Correction.objects.filter(item__campaign=campaign)
+    assert needs_fix > 1 and corrections.count() == needs_fix, first
+
+    # The SFT export: records only from the training prompts; the eval campaign's correction was kept out.
+    export = FeedbackExport.objects.get(project=project)
+    assert (export.kind, export.name) == ("sft", "SFT from reviews and corrections (demo)")
+    assert export.counts["written"] > 0 and export.version is not None, first
+    assert export.counts["dropped"]["corrections"]["leakage"] == 1  # the reviews demo's one correction
+    exported = set(export.version.examples.values_list("prompt", flat=True))
+    assert exported and exported <= sample_prompts and not exported & eval_prompts
+    used = [pk for first_id, last_id in export.lineage["corrections"] for pk in range(first_id, last_id + 1)]
+    assert set(used) <= set(corrections.values_list("pk", flat=True))
+    line = next(line for line in first.splitlines() if line.strip().startswith(FEEDBACK[2] + ":"))
+    assert f"{export.counts['written']} records" in line and "leakage" in line, line
+
+    # A second load changes nothing and says so.
+    def counts() -> dict[str, int]:
+        return {
+            **_counts(),
+            "versions": DatasetVersion.objects.count(),
+            "exports": FeedbackExport.objects.count(),
+        }
+
+    before = counts()
+    second = _run(BEFORE + OURS + FEEDBACK)
+    assert counts() == before, second
+    for name in FEEDBACK:
+        line = next(line for line in second.splitlines() if line.strip().startswith(name + ":"))
+        assert "found" in line and "made" not in line and "created" not in line, line
+    print(first + second)  # the steps' timings, shown with -s
+
+    # The Feedback page lists it for the lead.
+    page = client_for(get_user_model().objects.get(username="lead")).get(
+        reverse("feedback:list", kwargs={"project_id": project.pk})
+    )
+    assert page.status_code == 200 and "SFT from reviews and corrections (demo)" in page.content.decode()
