@@ -2,7 +2,9 @@
 
 Sources
 - SFT `rated`: outputs whose final score is at least `min_score` on every chosen criterion; the output is the target.
-- SFT `corrections`: an annotator's edit of an output; the corrected text is the target.
+- SFT `corrections`: an annotator's edit of an output; the corrected text is the target. With both sources chosen,
+  an output whose correction is exported is not exported as rated too: someone judged it worth fixing, so its
+  original would teach the very thing they fixed, next to the fix, for the same prompt.
 - SFT `curated`: curation decisions "accept" and "fix" (the fixed prompt/answer), with a reference answer.
 - DPO `arena`: per comparison, the side its votes prefer is chosen, the other rejected.
 - DPO `rubric_pairs`: two outputs for the same prompt whose final rubric scores differ by at least `margin`.
@@ -572,14 +574,24 @@ class RatedOutputs(Source):
                 out[("example", ex_id)] = prompt_text(prompt, messages)
         return out
 
+    def _corrected_outputs(self) -> set[int]:
+        """Outputs whose correction the `corrections` source of this export keeps (when that source is chosen)."""
+        if Corrections.name not in self.opts.sources:
+            return set()
+        corrections = Corrections(self.project, self.opts, self.quality, Tally())
+        return set(corrections.kept_output_ids())
+
     def records(self, leaked: set[Any]) -> Iterator[Record]:
         scores = self._scores()
+        corrected = self._corrected_outputs()
         passing: list[int] = []
         for output_id, score in scores.items():
             self.tally.candidates[self.name] += 1
             reason, names = _judged(score, self.opts)
             if reason is None and any(score.values[n] < self.opts.min_score - 1e-12 for n in names):
                 reason = "below_min_score"
+            if reason is None and output_id in corrected:
+                reason = "superseded_by_correction"
             if reason:
                 self.tally.drop(self.name, reason)
                 continue
@@ -622,6 +634,20 @@ class Corrections(Source):
             .distinct()
         )
         return {("example", e): prompt_text(p, m) for e, p, m in rows.iterator(chunk_size=CHUNK)}
+
+    def kept_output_ids(self) -> Iterator[int]:
+        """The outputs whose corrections `records` keeps, leakage aside (a leaked prompt drops its rated output
+        anyway)."""
+        from evalhub.reviews.models import AdjudicationStatus
+
+        qs = self._qs()
+        if self.quality.excluded:
+            qs = qs.exclude(rating__annotator_id__in=list(self.quality.excluded))
+        if self.opts.adjudicated_only:
+            qs = qs.filter(item__adjudication__status=AdjudicationStatus.RESOLVED)
+        for output_id, edited in qs.values_list("item__output_id", "edited_text").iterator(chunk_size=CHUNK):
+            if edited.strip():  # the same test as `records`
+                yield output_id
 
     def records(self, leaked: set[Any]) -> Iterator[Record]:
         from evalhub.reviews.models import AdjudicationStatus

@@ -59,6 +59,7 @@ _REASON_WORDS = {
     "excluded_annotator": "only annotators who were left out",
     "ratings_by_excluded_annotators": "ratings by annotators who were left out",
     "below_min_score": "score below the threshold",
+    "superseded_by_correction": "a correction of it is exported instead",
     "below_margin": "score difference below the margin",
     "missing_criteria": "not rated on every chosen criterion",
     "split_vote": "votes split evenly",

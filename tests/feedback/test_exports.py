@@ -92,6 +92,32 @@ def test_corrections_make_the_corrected_text_the_target(world: Any) -> None:
     assert e.counts["annotations_by_table"]["corrections"] == Correction.objects.count() == len(records)
 
 
+def test_a_corrected_output_is_exported_as_its_correction_not_also_as_rated(world: Any) -> None:
+    """A lenient rater passes every output yet fixes those that miss the material: the fix is the target, and the
+    original it fixed must not sit beside it as a second answer to the same prompt."""
+    s = factories.scenario(world)
+
+    def lenient(user: Any, prompt: str, text: str) -> dict[str, Any]:
+        return {"Quality": 5, "Names material": 1}
+
+    factories.review(s, rater=lenient, corrections=True)
+    from evalhub.reviews.models import Correction
+
+    corrected = set(Correction.objects.values_list("item__output_id", flat=True))
+    assert corrected and len(corrected) < len(s.outputs)
+    both = rows(export(s, kind="sft", sources=("rated", "corrections")))
+    rated_ids = {int(r["id"].split(":")[1]) for r in both if r["source"] == "rated"}
+    assert rated_ids and not rated_ids & corrected
+    # Every output is in: as rated, or as its corrections (one per annotator who fixed it).
+    assert len(rated_ids) == len(s.outputs) - len(corrected)
+    assert len(both) == len(rated_ids) + Correction.objects.count()
+    # Only the rated source chosen: nothing supersedes the originals.
+    alone = export(s, kind="sft", sources=("rated",))
+    assert len(rows(alone)) == len(s.outputs) and not alone.counts["dropped"].get("rated", {}).get(
+        "superseded_by_correction"
+    )
+
+
 def test_accepted_and_fixed_curated_examples_are_sft_records(world: Any) -> None:
     from evalhub.datasets import services as datasets
 
