@@ -305,6 +305,7 @@ class Leader:
     high: float
     votes: int
     contestants: int
+    tied_with: list[str]  # versions sharing rank 1 (intervals overlap): the lead is not established yet
 
 
 def current_leader(project: Project) -> Leader | None:
@@ -321,8 +322,9 @@ def current_leader(project: Project) -> Leader | None:
     if not rows or math.isnan(rows[0]["rating"]):
         return None
     top = rows[0]
+    tied = [r["name"] for r in rows[1:] if r["rank"] == top["rank"]]
     return Leader(campaign=campaign, name=top["name"], rating=top["rating"], low=top["low"], high=top["high"],
-                  votes=campaign.n_votes, contestants=len(rows))  # type: ignore[attr-defined]
+                  votes=campaign.n_votes, contestants=len(rows), tied_with=tied)  # type: ignore[attr-defined]
 
 
 def _slices(campaign: Campaign, attribute: str, k: int, common: dict[str, Any]) -> list[SliceBoard]:

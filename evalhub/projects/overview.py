@@ -256,7 +256,13 @@ def _arena_card(access: Access) -> StageCard:
         return card
     board = _url("arena:leaderboard", pid, campaign_id=leader.campaign.pk)
     interval = f" [{leader.low:.0f}, {leader.high:.0f}]" if not (math.isnan(leader.low) or math.isnan(leader.high)) else ""
-    card.lines.append(Line("Leader", f"{leader.name} · {leader.rating:.0f}{interval} Elo", board))
+    if leader.tied_with:
+        # Rank 1 is shared: calling the top row "the leader" would claim more than the votes show.
+        others = ", ".join(leader.tied_with)
+        card.lines.append(Line("Ahead", f"{leader.name} · {leader.rating:.0f}{interval} Elo", board))
+        card.lines.append(Line("Not decided", f"shares rank 1 with {others}: intervals overlap", board))
+    else:
+        card.lines.append(Line("Leader", f"{leader.name} · {leader.rating:.0f}{interval} Elo", board))
     card.lines.append(Line("Votes", f"{leader.votes:,} in {leader.campaign.name} ({leader.contestants} versions)",
                            _url("arena:detail", pid, campaign_id=leader.campaign.pk)))
     return card

@@ -180,6 +180,19 @@ def test_lead_sees_each_stage_with_live_numbers(world: Any, scene: Scene, client
         assert_blind(html, scene, "a lead")
 
 
+def test_lead_is_not_told_a_leader_while_the_top_rank_is_shared(world: Any, scene: Scene, client_for: Any) -> None:
+    voters = []
+    for i in range(2):
+        u = get_user_model().objects.create_user(f"voter{i}")
+        Membership.objects.create(project=world.project, user=u, role=Role.ANNOTATOR)
+        voters.append(u)
+    simulate_campaign_votes(scene.arena, [1000, 1000], users=voters, per_comparison=2)
+    text = text_of(page(client_for(world.lead), world.project))
+    assert "Leader " not in text
+    assert re.search(r"Ahead .+ · \d+ \[\d+, \d+\] Elo", text)
+    assert "Not decided shares rank 1 with" in text and "intervals overlap" in text
+
+
 def test_lead_of_an_empty_project_gets_the_first_steps(world: Any, client_for: Any) -> None:
     text = text_of(page(client_for(world.lead), world.project))
     assert "No dataset yet" in text and "No training run yet" in text and "No review campaign yet" in text
