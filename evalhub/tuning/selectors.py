@@ -87,7 +87,8 @@ def gpu_worker_note() -> str:
     minutes = f"{job_workers.LIVE_WITHIN.total_seconds() / 60:.0f} minutes"
     nodes = job_workers.live_workers(job_workers.LIVE_WITHIN, queue=job_workers.GPU_QUEUE)
     if not nodes:
-        return f"Workers: no GPU worker has reported in the last {minutes}; runs train on CPU."
+        return (f"Workers: none on the gpu queue has reported in the last {minutes}; runs wait in the queue until "
+                "one starts (`celery -A evalhub worker -Q gpu`).")
     count = f"{len(nodes)} on the gpu queue"
     with_cuda = [node for node in nodes if node.cuda]
     if not with_cuda:

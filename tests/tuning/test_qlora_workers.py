@@ -98,7 +98,7 @@ def launch_page(world: Any, client_for: Any) -> str:
 
 def test_launch_page_says_when_no_gpu_worker_has_reported(world: Any, client_for: Any) -> None:
     gpu_node(age=timedelta(minutes=30))
-    assert "Workers: no GPU worker has reported in the last 10 minutes; runs train on CPU." in launch_page(
+    assert "Workers: none on the gpu queue has reported in the last 10 minutes; runs wait in the queue" in launch_page(
         world, client_for
     )
 
