@@ -400,3 +400,92 @@ def test_feedback_steps_rate_and_correct_training_prompts_into_an_sft_export_wit
         reverse("feedback:list", kwargs={"project_id": project.pk})
     )
     assert page.status_code == 200 and "SFT from reviews and corrections (demo)" in page.content.decode()
+
+
+RETRAIN = ("feedback: retrain v2 LoRA from the SFT export",)
+
+
+def test_retrain_step_runs_the_pipeline_once_on_the_sft_export_and_the_timeline_and_overview_tell_its_story(
+    tiny_demo: None, client_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.contrib.auth import get_user_model
+    from django.utils.html import escape
+
+    from evalhub.arena import models as arena
+    from evalhub.datasets.models import DatasetVersion
+    from evalhub.feedback import demo as feedback_demo
+    from evalhub.feedback.models import FeedbackExport, RetrainPipeline
+    from evalhub.generation.demo import demo_eval_split, demo_versions, existing_run
+    from evalhub.projects.models import Project
+    from evalhub.tuning.models import ModelVersion, TrainingRun
+
+    monkeypatch.setattr(feedback_demo, "RETRAIN_HYPERPARAMETERS", {"max_steps": 3, "save_every_steps": 3})
+    first = _run(BEFORE + OURS + FEEDBACK + RETRAIN)
+    names = [s.name for s in loader.STEPS]
+    assert names.index(RETRAIN[0]) > max(names.index(n) for n in FEEDBACK)  # after the export it trains on
+    project = Project.objects.get(name=loader.PROJECT_NAME)
+    lead = get_user_model().objects.get(username="lead")
+    _v1, v2 = demo_versions(project)
+    eval_split = demo_eval_split(project)
+    assert eval_split is not None
+
+    # One finished pipeline: SFT on the demo's export (unchanged, so not exported again), on top of v2 LoRA, with the
+    # demo's step count and v2 LoRA's other settings.
+    p = RetrainPipeline.objects.get(project=project)
+    assert (p.status, p.stage, p.mode, p.parent_id, p.eval_version_id) == (
+        "succeeded", "done", "sft", v2.pk, eval_split.pk
+    ), first
+    export = FeedbackExport.objects.get(project=project)
+    assert p.sft_export_id == export.pk
+    child = p.new_version
+    assert child is not None and child.parent_id == v2.pk and child.number == v2.number + 1
+    assert child.training_run is not None and child.training_run.objective == "sft"
+    config = child.training_run.config
+    assert (config["method"], config["max_steps"], config["rank"]) == ("lora", 3, v2.training_run.config["rank"])
+    assert [d["version_id"] for d in child.lineage["datasets"]] == [export.version_id]
+
+    # Its own generation on the eval split, scored; v2 LoRA's demo run and metrics are reused as the parent's.
+    assert p.new_generation.model_version_id == child.pk and p.new_generation.status == "succeeded"
+    assert p.new_generation.outputs.count() == eval_split.row_count
+    assert p.parent_generation == existing_run(v2, eval_split)
+    assert p.new_metrics.status == "succeeded" and p.new_metrics.generation_run_id == p.new_generation.pk
+    assert p.parent_metrics.generation_run_id == p.parent_generation.pk
+    # An arena campaign of the new version against its parent, open for votes.
+    contestants = set(p.arena_campaign.contestants.values_list("model_version", flat=True))
+    assert contestants == {v2.pk, child.pk} and p.arena_campaign.comparisons.count() == eval_split.row_count
+
+    # The demo's line is the story: the new version, the data it learned from, how it compares with v2 LoRA.
+    line = next(line for line in first.splitlines() if line.strip().startswith(RETRAIN[0] + ":"))
+    sentence = f"v{child.number}, trained on {export.annotations_used} annotations: vs v{v2.number}"
+    assert sentence in line and "ROUGE-L" in line and "chrF" in line and export.name in line, line
+
+    # The timeline, the pipeline page and the lead's overview tell it too.
+    story = feedback_demo.story(p)
+    timeline = client_for(lead).get(reverse("feedback:timeline", kwargs={"project_id": project.pk}))
+    assert timeline.status_code == 200
+    sentence_shown = story.split("; ")[0]
+    assert escape(sentence_shown) in timeline.content.decode()
+    page = client_for(lead).get(reverse("feedback:pipeline", kwargs={"project_id": project.pk, "pipeline_id": p.pk}))
+    assert page.status_code == 200 and escape(sentence_shown) in page.content.decode()
+    overview = client_for(lead).get(reverse("projects:detail", kwargs={"project_id": project.pk})).content.decode()
+    assert "What feedback did" in overview and f"retrain #{p.pk}" in overview
+    assert f"trained on {export.annotations_used} annotations" in overview
+
+    # A second load finds it and changes nothing.
+    def counts() -> dict[str, int]:
+        return {
+            **_counts(),
+            "pipelines": RetrainPipeline.objects.count(),
+            "training runs": TrainingRun.objects.count(),
+            "model versions": ModelVersion.objects.count(),
+            "dataset versions": DatasetVersion.objects.count(),
+            "exports": FeedbackExport.objects.count(),
+            "arena campaigns": arena.Campaign.objects.count(),
+        }
+
+    before = counts()
+    second = _run(BEFORE + OURS + FEEDBACK + RETRAIN)
+    assert counts() == before, second
+    line = next(line for line in second.splitlines() if line.strip().startswith(RETRAIN[0] + ":"))
+    assert f"found retrain #{p.pk}" in line and sentence in line, line
+    print(first + second)  # the steps' timings, shown with -s
