@@ -269,6 +269,10 @@ class RetrainForm(FilterFields):
             (v.pk, str(v)) for v in ModelVersion.objects.filter(project=project).order_by("-number")
         ]
         self.fields["eval_version"].queryset = _versions(project)  # type: ignore[attr-defined]
+        # The project's newest held-out split: what a retrain is normally judged on.
+        held_out = _versions(project).filter(split_name__in=("eval", "test")).order_by("-created_at", "-pk").first()
+        if held_out is not None:
+            self.fields["eval_version"].initial = held_out.pk
         self.fields["metrics"].choices = [(m, m) for m in METRICS]  # type: ignore[attr-defined]
         self.fields["metrics"].initial = DEFAULT_METRICS
 

@@ -153,6 +153,13 @@ def test_api_refuses_a_retrain_from_a_deleted_version_and_queues_nothing(world: 
     )
 
 
+def test_retrain_page_preselects_the_projects_eval_split(world: Any, client_for: Any) -> None:
+    s = factories.scenario(world)
+    html = client_for(world.lead).get(url("feedback:retrain", s)).content.decode()
+    assert f'<option value="{s.eval.pk}" selected>' in html
+    assert html.count(" selected>") >= 1 and f'<option value="{s.pool.pk}" selected>' not in html
+
+
 def test_retrain_page_refuses_with_the_reason_next_to_the_form(
     world: Any, client_for: Any, tiny_base: Any
 ) -> None:
