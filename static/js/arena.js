@@ -29,7 +29,7 @@
     form.addEventListener("submit", function (ev) {
       if (sent) { ev.preventDefault(); return; }
       sent = true;
-      document.getElementById("seconds").value = ((Date.now() - started) / 1000).toFixed(1);
+      document.getElementById("seconds").value = ((Date.now() - started) / 1000).toFixed(3);
       form.classList.add("sending");
     });
   }

@@ -31,7 +31,7 @@
 
   if (form) {
     form.addEventListener("submit", function () {
-      document.getElementById("seconds").value = ((Date.now() - started) / 1000).toFixed(1);
+      document.getElementById("seconds").value = ((Date.now() - started) / 1000).toFixed(3);
     });
   }
 

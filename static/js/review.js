@@ -19,7 +19,7 @@
   });
   function secondsOnItem() {
     var ms = visibleMs + (since !== null ? Date.now() - since : 0);
-    return (ms / 1000).toFixed(1);
+    return (ms / 1000).toFixed(3);  // ms precision: a fast keyboard vote is not recorded as 0 s
   }
 
   function typing(el) {
