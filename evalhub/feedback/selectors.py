@@ -12,21 +12,11 @@ from django.db.models import Count, QuerySet
 from django.http import Http404
 
 from evalhub.feedback.models import FeedbackExport, RetrainPipeline, RetrainStatus
+from evalhub.metrics.labels import metric_label
 from evalhub.projects.access import Access
 from evalhub.projects.models import Project
 
-STORY_METRIC_ORDER = ("rougeL", "rouge1", "chrf", "bleu", "bertscore_f1", "token_f1")
-METRIC_LABELS = {
-    "rougeL": "ROUGE-L",
-    "rouge1": "ROUGE-1",
-    "rouge2": "ROUGE-2",
-    "chrf": "chrF",
-    "bleu": "BLEU",
-    "bertscore_f1": "BERTScore F1",
-    "token_f1": "token F1",
-    "exact_match": "exact match",
-    "output_length": "length",
-}
+STORY_METRIC_ORDER = ("rougeL", "rouge1", "chrf", "bleu", "bertscore", "token_f1")
 
 
 def exports(access: Access) -> QuerySet[FeedbackExport]:
@@ -153,7 +143,7 @@ def metric_deltas(parent_run: Any, new_run: Any) -> list[Delta]:
         m for m in rows if m not in STORY_METRIC_ORDER
     )
     return [
-        Delta(METRIC_LABELS.get(m, m), rows[m].delta, rows[m].low, rows[m].high, rows[m].n) for m in order
+        Delta(metric_label(m), rows[m].delta, rows[m].low, rows[m].high, rows[m].n) for m in order
     ]
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from django.urls import NoReverseMatch, reverse
 
+from evalhub.metrics.labels import metric_label
 from evalhub.projects.access import Access
 
 JOB_LABELS = {
@@ -31,7 +32,6 @@ JOB_LABELS = {
     "jobs.ping": "Ping",
     "jobs.ping_gpu": "GPU ping",
 }
-METRIC_LABELS = {"rougeL": "ROUGE-L", "bertscore": "BERTScore"}
 STATUS_ORDER = ("running", "queued", "succeeded", "failed", "cancelled")
 
 
@@ -219,7 +219,7 @@ def _measure_card(access: Access) -> StageCard:
         delta = ""
         if mean_a is not None and mean_b is not None:
             delta = f" ({mean_b - mean_a:+.3f})"
-        card.lines.append(Line(METRIC_LABELS.get(metric, metric), f"{fmt(mean_a)} → {fmt(mean_b)}{delta}", compare))
+        card.lines.append(Line(metric_label(metric), f"{fmt(mean_a)} → {fmt(mean_b)}{delta}", compare))
     return card
 
 
