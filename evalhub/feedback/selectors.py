@@ -15,6 +15,7 @@ from evalhub.feedback.models import FeedbackExport, RetrainPipeline, RetrainStat
 from evalhub.metrics.labels import metric_label
 from evalhub.projects.access import Access
 from evalhub.projects.models import Project
+from trainer.metrics import METRICS
 
 STORY_METRIC_ORDER = ("rougeL", "rouge1", "chrf", "bleu", "bertscore", "token_f1")
 
@@ -78,6 +79,12 @@ class Delta:
     high: float
     n: int
     unit: str = ""  # "Elo" for arena ratings
+    direction: int = 1  # +1 higher is better, -1 lower is better, 0 neither (length describes, it does not grade)
+
+    @property
+    def better(self) -> bool | None:
+        """Whether the new version is better: True / False once the interval excludes zero, else None."""
+        return self.value * self.direction > 0 if self.decided and self.direction else None
 
     @property
     def decided(self) -> bool:
@@ -107,6 +114,7 @@ class Delta:
             "n": self.n,
             "unit": self.unit,
             "decided": self.decided,
+            "better": self.better,
             "text": self.text,
         }
 
@@ -133,6 +141,13 @@ def elo_delta(campaign: Any, new_version_id: int, parent_id: int) -> tuple[Delta
     return Delta("Elo", value, low, high, pair.battles, unit="Elo"), ""
 
 
+def _direction(metric: str) -> int:
+    spec = METRICS.get(metric)
+    if spec is None or spec.higher_is_better is None:
+        return 0 if spec is not None else 1
+    return 1 if spec.higher_is_better else -1
+
+
 def metric_deltas(parent_run: Any, new_run: Any) -> list[Delta]:
     """Paired bootstrap of new minus parent per metric (matched by example), story metrics first."""
     from evalhub.metrics.selectors import run_comparison
@@ -143,7 +158,8 @@ def metric_deltas(parent_run: Any, new_run: Any) -> list[Delta]:
         m for m in rows if m not in STORY_METRIC_ORDER
     )
     return [
-        Delta(metric_label(m), rows[m].delta, rows[m].low, rows[m].high, rows[m].n) for m in order
+        Delta(metric_label(m), rows[m].delta, rows[m].low, rows[m].high, rows[m].n, direction=_direction(m))
+        for m in order
     ]
 
 

@@ -74,7 +74,7 @@ class MetricSpec:
     name: str
     module: str
     needs_references: bool
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: it describes the text (length) rather than grading it
     scale: str
     description: str
 
@@ -93,7 +93,7 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("bertscore_recall", "bertscore", True, True, "0-1", "BERTScore recall"),
         MetricSpec("exact_match", "exact_match", True, True, "0-1", "exact match after SQuAD normalisation"),
         MetricSpec("token_f1", "token_f1", True, True, "0-1", "SQuAD token F1"),
-        MetricSpec("output_length", "output_length", False, True, "words", "output length (no reference needed)"),
+        MetricSpec("output_length", "output_length", False, None, "words", "output length (no reference needed)"),
     ]
 }
 
