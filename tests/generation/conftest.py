@@ -2,48 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import model_fixtures
 from tests.generation import factories
 
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # Tiny models on a shared 2-core machine: more threads than cores makes every step much slower.
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from trainer.models import make_tiny_model
-
-    path = tmp_path_factory.mktemp("tiny-llama")
-    make_tiny_model(path, seed=0)
-    return path
+# Defined once in tests/model_fixtures.py; assigned here so they apply to this package (autouse included).
+_one_torch_thread = model_fixtures._one_torch_thread
+tiny_model_dir = model_fixtures.tiny_model_dir
+_fresh_generators = model_fixtures._fresh_generators
 
 
 @pytest.fixture(scope="session")
 def tiny_lora_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
     return factories.write_random_lora(tiny_model_dir, tmp_path_factory.mktemp("tiny-lora") / "adapter", seed=1)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_generators() -> Iterator[None]:
-    """Each test starts without loaded models: the per-process cache would otherwise leak between tests."""
-    from evalhub.generation.services import generators_clear
-
-    generators_clear()
-    yield
-    generators_clear()
 
 
 @pytest.fixture

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests import model_fixtures
 
 PRODUCTS = [
     ("stainless steel water bottle", "Keeps drinks cold for 24 hours and hot for 12, with a leak-proof lid."),
@@ -25,6 +25,12 @@ PRODUCTS = [
     ("chef knife", "A razor-sharp steel blade balanced for precise, effortless cuts."),
 ]
 
+# Defined once in tests/model_fixtures.py; assigned here so they apply to this package (autouse included).
+_one_torch_thread = model_fixtures._one_torch_thread
+tiny_model_dir = model_fixtures.tiny_model_dir
+tiny_base = model_fixtures.tiny_base
+
+
 # Small enough that a run takes about a second on one CPU thread, with checkpoints and evaluations on the way.
 TINY_HP: dict[str, Any] = {
     "max_steps": 6,
@@ -35,36 +41,6 @@ TINY_HP: dict[str, Any] = {
     "alpha": 8,
     "max_seq_len": 128,
 }
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # Tiny models on a shared 2-core machine: more threads than cores makes every step ~15x slower.
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from trainer.models import make_tiny_model
-
-    path = tmp_path_factory.mktemp("tiny-llama")
-    make_tiny_model(path, seed=0)
-    return path
-
-
-@pytest.fixture
-def tiny_base(db: Any, tiny_model_dir: Path) -> Any:
-    from evalhub.tuning import services
-    from trainer.models import ModelSource
-
-    return services.base_model_register(
-        name="tiny-llama", source=ModelSource(kind="folder", path_or_id=str(tiny_model_dir))
-    )
 
 
 def make_version(
