@@ -346,15 +346,25 @@ def _usable_rows(version: DatasetVersion) -> int:
     return with_reference + with_turn
 
 
-def check_sft_version(
-    project: Project, version: DatasetVersion | None, field: str, *, required: bool = True
-) -> None:
+def _check_version_of_project(
+    project: Project, version: DatasetVersion | None, field: str, *, required: bool
+) -> bool:
+    """The checks every training-data field shares. False: no version given and none needed (nothing to check)."""
     if version is None:
         if required:
             raise ValidationError({field: "choose a dataset version"})
-        return
+        return False
     if version.dataset.project_id != project.pk:
         raise ValidationError({field: "that dataset version belongs to another project"})
+    return True
+
+
+def check_sft_version(
+    project: Project, version: DatasetVersion | None, field: str, *, required: bool = True
+) -> None:
+    if not _check_version_of_project(project, version, field, required=required):
+        return
+    assert version is not None
     if _usable_rows(version) == 0:
         raise ValidationError(
             {
@@ -370,12 +380,9 @@ def check_preference_version(
     """DPO learns from preference versions (prompt, chosen = reference, rejected), e.g. a feedback export."""
     from evalhub.datasets.models import VersionKind
 
-    if version is None:
-        if required:
-            raise ValidationError({field: "choose a dataset version"})
+    if not _check_version_of_project(project, version, field, required=required):
         return
-    if version.dataset.project_id != project.pk:
-        raise ValidationError({field: "that dataset version belongs to another project"})
+    assert version is not None
     if (
         version.kind != VersionKind.PREFERENCE
         or not version.examples.exclude(reference="").exclude(rejected="").exists()
